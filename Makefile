@@ -1,0 +1,44 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# rust-hmm: entry points. This Makefile drives the build of a 6.12 kernel with the project
+# laid over it (in build/, git-ignored); it is not a kernel Makefile.
+
+SCRIPTS := tools/testing/rust-hmm
+
+.PHONY: all setup build run check fmt inject-warn clean distclean
+
+all: run
+
+# Install the toolchain and packages (idempotent).
+setup:
+	@$(SCRIPTS)/setup.sh
+
+# Build the kernel, both test modules and hmm-tests (incremental).
+build: setup
+	@$(SCRIPTS)/build.sh
+
+# Build, boot under QEMU and run hmm-tests against the C reference and the Rust device.
+run:
+	@$(SCRIPTS)/run.sh
+
+# The whole test suite: rustfmt, clippy, checkpatch, driver hygiene, the harness's unit
+# tests, then the test boot.
+check:
+	@$(SCRIPTS)/check.sh
+
+# Format our Rust files with the kernel's rustfmt settings.
+fmt: build
+	@rustfmt --edition 2021 --config-path build/linux/.rustfmt.toml \
+		$$(git ls-files -co --exclude-standard 'rust/*.rs' 'lib/*.rs' 'drivers/*.rs' 'samples/*.rs')
+
+# Show that a WARN in the Rust device fails the run.
+inject-warn:
+	@$(SCRIPTS)/inject-warn.sh
+
+# Remove the build products but keep the extracted, configured tree.
+clean:
+	@[ ! -d build/linux ] || $(MAKE) -C build/linux LLVM=-16 ARCH=x86_64 clean >/dev/null
+	@rm -rf build/initramfs build/initramfs.cpio build/hmm-tests build/logs
+
+distclean:
+	rm -rf build

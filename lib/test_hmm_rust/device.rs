@@ -1,0 +1,29 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One dmirror device (`/dev/hmm_dmirrorN`): what all files opened on it share.
+
+/// The kind of device memory a dmirror device migrates pages into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MemoryType {
+    /// `MEMORY_DEVICE_PRIVATE`: not addressable by the CPU.
+    DevicePrivate,
+    /// `MEMORY_DEVICE_COHERENT`: CPU-addressable memory at a reserved physical address.
+    DeviceCoherent {
+        /// The start of the reserved physical range (`spm_addr_devN`).
+        spm_addr: u64,
+    },
+}
+
+/// A dmirror device: one minor of the `HMM_DMIRROR` region.
+pub(crate) struct DmirrorDevice {
+    /// The minor, and the `N` of `/dev/hmm_dmirrorN`.
+    pub(crate) id: u32,
+    /// What memory the device migrates pages into.
+    pub(crate) memory: MemoryType,
+}
+
+impl DmirrorDevice {
+    pub(crate) fn new(id: u32, memory: MemoryType) -> Self {
+        Self { id, memory }
+    }
+}

@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! HMM test device in Rust: the twin of [`lib/test_hmm.c`](srctree/lib/test_hmm.c).
+//!
+//! It registers the character region `HMM_DMIRROR` with four minors, `/dev/hmm_dmirror0..3`,
+//! with the C module's ioctls (see `uapi`), so that the unmodified
+//! `tools/testing/selftests/mm/hmm-tests` runs against it. Minors 0 and 1 use device-private
+//! memory; minors 2 and 3 device-coherent memory, and exist only when both `spm_addr_dev0`
+//! and `spm_addr_dev1` are given. As in the C module, minor 2 uses `spm_addr_dev1` and minor
+//! 3 `spm_addr_dev0`.
+
+use kernel::cdev::{ChrdevRegion, Registration};
+use kernel::prelude::*;
+use kernel::str::CString;
+use kernel::sync::Arc;
+
+mod device;
+mod dmirror;
+mod uapi;
+
+use device::{DmirrorDevice, MemoryType};
+use dmirror::Dmirror;
+
+/// Minors of the `HMM_DMIRROR` region, as in the C module.
+const DMIRROR_NDEVICES: u32 = 4;
+
+module! {
+    type: HmmDmirror,
+    name: "test_hmm_rust",
+    author: "rust-hmm developers",
+    description: "HMM test device in Rust, ABI-identical to test_hmm",
+    license: "GPL",
+    params: {
+        spm_addr_dev0: i64 {
+            default: 0,
+            description: "Specify start address for SPM (special purpose memory) used for device 0. By setting this Coherent device type will be used. Make sure spm_addr_dev1 is set too. Minimum SPM size should be DEVMEM_CHUNK_SIZE.",
+        },
+        spm_addr_dev1: i64 {
+            default: 0,
+            description: "Specify start address for SPM (special purpose memory) used for device 1. By setting this Coherent device type will be used. Make sure spm_addr_dev0 is set too. Minimum SPM size should be DEVMEM_CHUNK_SIZE.",
+        },
+    },
+}
+
+struct HmmDmirror {
+    // Dropped before the region they live in.
+    _devices: KVec<Pin<KBox<Registration<Dmirror>>>>,
+    _region: ChrdevRegion,
+}
+
+/// The memory of each minor that exists, from the module parameters.
+fn memory_types() -> impl Iterator<Item = MemoryType> {
+    let spm0 = module_parameters::spm_addr_dev0.value();
+    let spm1 = module_parameters::spm_addr_dev1.value();
+    // The C module's order: minor 2 takes spm_addr_dev1, minor 3 spm_addr_dev0.
+    let types = [
+        MemoryType::DevicePrivate,
+        MemoryType::DevicePrivate,
+        MemoryType::DeviceCoherent {
+            spm_addr: spm1 as u64,
+        },
+        MemoryType::DeviceCoherent {
+            spm_addr: spm0 as u64,
+        },
+    ];
+    let count = if spm0 != 0 && spm1 != 0 { 4 } else { 2 };
+    types.into_iter().take(count)
+}
+
+impl kernel::Module for HmmDmirror {
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        let region = ChrdevRegion::new(DMIRROR_NDEVICES, kernel::c_str!("HMM_DMIRROR"))?;
+        let mut devices = KVec::with_capacity(DMIRROR_NDEVICES as usize, GFP_KERNEL)?;
+        for (id, memory) in (0u32..).zip(memory_types()) {
+            let mdevice = Arc::new(DmirrorDevice::new(id, memory), GFP_KERNEL)?;
+            match mdevice.memory {
+                MemoryType::DevicePrivate => pr_info!("hmm_dmirror{id}: device-private memory\n"),
+                MemoryType::DeviceCoherent { spm_addr } => {
+                    pr_info!("hmm_dmirror{id}: device-coherent memory at {spm_addr:#x}\n")
+                }
+            }
+            let name = CString::try_from_fmt(kernel::fmt!("hmm_dmirror{}", id))?;
+            let reg = KBox::pin_init(
+                Registration::new(&region, id, &name, module, mdevice),
+                GFP_KERNEL,
+            )?;
+            devices.push(reg, GFP_KERNEL)?;
+        }
+        pr_info!("HMM test module loaded. This is only for testing HMM.\n");
+        Ok(Self {
+            _devices: devices,
+            _region: region,
+        })
+    }
+}

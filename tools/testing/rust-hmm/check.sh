@@ -1,0 +1,79 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The whole rust-hmm test suite: hygiene of our sources, the harness's own unit tests, then
+# the test boot (run.sh: hmm-tests on C and Rust, KUnit doctests, kernel reports).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../../.." && pwd)
+BUILD=${RUST_HMM_BUILD:-$REPO/build}
+KSRC=$BUILD/linux
+LOGS=$BUILD/logs
+export PATH="$HOME/.cargo/bin:$PATH"
+fail=0
+bad() { echo "check: $*" >&2; fail=1; }
+
+"$HERE/setup.sh"
+"$HERE/build.sh"
+
+cd "$REPO"
+# Our Rust files: everything at a kernel path in this repository.
+RS=$(git ls-files -co --exclude-standard 'rust/*.rs' 'lib/*.rs' 'drivers/*.rs' 'samples/*.rs')
+DRIVER_RS=$(echo "$RS" | grep -E '^(lib|drivers|samples)/' || true)
+
+# 1. rustfmt, with the kernel's settings.
+echo "[check] rustfmt"
+rustfmt --check --edition 2021 --config-path "$KSRC/.rustfmt.toml" $RS || bad "rustfmt: run 'make fmt'"
+
+# 2. clippy: the build runs with CLIPPY=1; make sure our crates were compiled in the log read.
+echo "[check] clippy"
+if ! grep -q 'rust/kernel.o' "$LOGS/kernel.log" || ! grep -q 'test_hmm_rust.o' "$LOGS/kernel.log"; then
+	touch "$KSRC/rust/kernel/lib.rs" "$KSRC/lib/test_hmm_rust/test_hmm_rust.rs"
+	"$HERE/build.sh" >/dev/null
+fi
+ours=$(echo "$RS" | sed 's/[.]/[.]/g' | paste -sd'|')
+if grep -E -- "--> ($ours):" "$LOGS/kernel.log" >/dev/null; then
+	grep -E -B4 -A12 -- "--> ($ours):" "$LOGS/kernel.log" >&2
+	bad "rustc or clippy warnings in our files"
+fi
+
+# 3. checkpatch on our patches to existing kernel files and on our C files.
+echo "[check] checkpatch"
+for p in patches/*.patch; do
+	"$KSRC/scripts/checkpatch.pl" --no-tree -q "$p" || bad "checkpatch: $p"
+done
+for c in $(git ls-files -co --exclude-standard 'rust/helpers/*.c'); do
+	"$KSRC/scripts/checkpatch.pl" --no-tree -q -f "$c" || bad "checkpatch: $c"
+done
+
+# 4. Drivers and samples use the kernel crate's safe API: no unsafe and no bindings, apart
+# from FromBytes/AsBytes on their uapi structs.
+echo "[check] no unsafe in drivers and samples"
+for f in $DRIVER_RS; do
+	grep -nE '\bunsafe\b|bindings::' "$f" | grep -vE '^[0-9]+:\s*//' |
+		grep -vE '^[0-9]+:unsafe impl (FromBytes|AsBytes) for \w+ \{\}$' |
+		sed "s|^|$f:|" | grep . >&2 && bad "$f uses unsafe or bindings"
+done
+
+# 5. C helpers are one-line wrappers.
+echo "[check] helpers are one-line wrappers"
+for c in $(git ls-files -co --exclude-standard 'rust/helpers/*.c'); do
+	awk -v f="$c" '
+		/^\{/ { body = 0; inside = 1; next }
+		/^\}/ { if (body != 1) { print f ": a helper body has " body " lines"; bad = 1 } inside = 0; next }
+		inside && NF { body++ }
+		END { exit bad }' "$c" >&2 || bad "$c"
+done
+
+# 6. The verdict's own tests: it must fail on what it is there to catch.
+echo "[check] verdict unit tests"
+python3 "$HERE/test_verdict.py" -q 2>&1 | tail -3 || bad "verdict.py unit tests"
+
+if [ $fail != 0 ]; then
+	echo "check: hygiene failed; not booting" >&2
+	exit 1
+fi
+
+# 7. The test boot: hmm-tests on the C reference and the Rust device, KUnit doctests.
+RUST_HMM_SKIP_BUILD=1 exec "$HERE/run.sh"

@@ -1,0 +1,113 @@
+#!/bin/busybox sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# /init of the rust-hmm test initramfs. Kernel messages go to ttyS0; test output goes to
+# ttyS1, between "@@@" marker lines that verdict.py reads. Runs the unmodified hmm-tests
+# against the C test_hmm, unloads it, then against the Rust test_hmm_rust, then powers off.
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t debugfs debugfs /sys/kernel/debug
+mount -t tmpfs tmpfs /tmp
+mkdir -p /dev/hugepages && mount -t hugetlbfs hugetlbfs /dev/hugepages
+OUT=/dev/ttyS1
+say() { echo "$*" >$OUT; }
+
+SPM="spm_addr_dev0=0x140000000 spm_addr_dev1=0x150000000"
+NR_HUGEPAGES=64
+TESTS=$(sed -n 's/.*rust_hmm.tests=\([^ ]*\).*/\1/p' /proc/cmdline | tr , ' ')
+[ -n "$TESTS" ] || TESTS="c rust"
+KMEMLEAK=/sys/kernel/debug/kmemleak
+grep -q 'rust_hmm.kmemleak=0' /proc/cmdline && KMEMLEAK=/nonexistent
+
+# kmemleak: forget what boot left behind, so the final scan reports the tests' leaks only.
+if [ -w $KMEMLEAK ]; then
+	echo scan >$KMEMLEAK
+	echo clear >$KMEMLEAK
+fi
+
+echo $NR_HUGEPAGES >/proc/sys/vm/nr_hugepages
+say "@@@ BOOTED $(uname -r)"
+
+# Run a command in the background and wait for it, so its pid is known: kmemleak names the
+# task that allocated a leaked object, and verdict.py charges each leak to the suite whose
+# commands allocated it. (The C module leaks its devices' names: it never puts them.)
+run() {
+	suite=$1
+	shift
+	"$@" &
+	pid=$!
+	say "@@@ PID $suite $pid $1"
+	wait $pid
+}
+
+precondition() {
+	free=$(sed -n 's/^HugePages_Free: *//p' /proc/meminfo)
+	[ "${free:-0}" -gt 0 ] || { say "@@@ PRECONDITION $1 HugePages_Free is ${free:-missing}"; return 1; }
+	[ -e /sys/kernel/debug/gup_test ] || { say "@@@ PRECONDITION $1 /sys/kernel/debug/gup_test is missing"; return 1; }
+	for i in 0 1 2 3; do
+		[ -c /dev/hmm_dmirror$i ] || { say "@@@ PRECONDITION $1 /dev/hmm_dmirror$i is missing"; return 1; }
+	done
+	return 0
+}
+
+for t in $TESTS; do
+	case $t in
+	c) mod=test_hmm ;;
+	rust) mod=test_hmm_rust ;;
+	*) say "@@@ UNKNOWN SUITE $t"; continue ;;
+	esac
+	if ! run $t insmod /lib/modules/$mod.ko $SPM; then
+		say "@@@ PRECONDITION $t insmod $mod failed"
+		continue
+	fi
+	if precondition $t; then
+		say "@@@ BEGIN $t"
+		start=$(cut -d' ' -f1 /proc/uptime)
+		run $t /bin/hmm-tests >$OUT 2>&1
+		rc=$?
+		end=$(cut -d' ' -f1 /proc/uptime)
+		say "@@@ END $t rc=$rc seconds=$(echo "$end $start" | awk '{printf "%.1f", $1 - $2}')"
+	fi
+	# An open file pins the module (the cdev's owner).
+	exec 3</dev/hmm_dmirror0
+	if rmmod $mod 2>/dev/null; then
+		say "@@@ CHECK $t FAIL: rmmod succeeded while /dev/hmm_dmirror0 was open"
+		insmod /lib/modules/$mod.ko $SPM
+	else
+		say "@@@ CHECK $t ok: an open file pins the module"
+	fi
+	exec 3<&-
+	run $t rmmod $mod || say "@@@ RMMOD $t failed"
+
+	# Without both spm_addr_dev*, only the two device-private minors exist.
+	if run $t insmod /lib/modules/$mod.ko spm_addr_dev0=0x140000000; then
+		if [ -c /dev/hmm_dmirror0 ] && [ -c /dev/hmm_dmirror1 ] && [ ! -e /dev/hmm_dmirror2 ] &&
+			[ ! -e /dev/hmm_dmirror3 ]; then
+			say "@@@ CHECK $t ok: minors 2 and 3 need both spm_addr_dev0 and spm_addr_dev1"
+		else
+			say "@@@ CHECK $t FAIL: wrong device nodes with spm_addr_dev0 only: $(ls /dev | grep hmm_dmirror | tr '\n' ' ')"
+		fi
+		run $t rmmod $mod || say "@@@ RMMOD $t failed"
+	else
+		say "@@@ CHECK $t FAIL: insmod with spm_addr_dev0 only failed"
+	fi
+done
+
+if [ -w $KMEMLEAK ]; then
+	# kmemleak reports objects older than 5 s that two scans found unreferenced.
+	sleep 6
+	echo scan >$KMEMLEAK
+	echo scan >$KMEMLEAK
+	say "@@@ KMEMLEAK $(grep -c '^unreferenced object' $KMEMLEAK)"
+	cat $KMEMLEAK >$OUT
+else
+	say "@@@ KMEMLEAK off"
+fi
+
+say "@@@ DONE"
+sync
+# No ACPI in this kernel: reboot, which QEMU (-no-reboot) turns into an exit.
+reboot -f

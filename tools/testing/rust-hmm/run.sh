@@ -1,0 +1,53 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Build (incrementally), boot the test kernel under QEMU TCG and run the unmodified
+# hmm-tests against the C test_hmm and the Rust test_hmm_rust in the same boot; then judge
+# the results with verdict.py. Logs: build/logs/{console,results}.log.
+#
+# Environment: RUST_HMM_TIMEOUT (seconds for the whole boot, default 900),
+# RUST_HMM_SUITES (default "c,rust"), RUST_HMM_SKIP_BUILD=1, RUST_HMM_KMEMLEAK=0 (skip the
+# kmemleak scans, which take about a minute under TCG; the verdict then says so).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../../.." && pwd)
+BUILD=${RUST_HMM_BUILD:-$REPO/build}
+KSRC=$BUILD/linux
+LOGS=$BUILD/logs
+TIMEOUT=${RUST_HMM_TIMEOUT:-900}
+SUITES=${RUST_HMM_SUITES:-c,rust}
+KMEMLEAK=${RUST_HMM_KMEMLEAK:-1}
+
+"$HERE/setup.sh"
+[ "${RUST_HMM_SKIP_BUILD:-0}" = 1 ] || "$HERE/build.sh"
+
+# The initramfs: busybox, the init script, hmm-tests and both modules.
+root=$BUILD/initramfs
+rm -rf "$root"
+mkdir -p "$root"/{bin,dev,proc,sys,tmp,lib/modules}
+cp /bin/busybox "$root/bin/busybox"
+cp "$HERE/init.sh" "$root/init"
+cp "$BUILD/hmm-tests" "$root/bin/hmm-tests"
+cp "$KSRC/lib/test_hmm.ko" "$KSRC/lib/test_hmm_rust/test_hmm_rust.ko" "$root/lib/modules/"
+(cd "$root" && find . | cpio -o -H newc --quiet) >"$BUILD/initramfs.cpio"
+
+rm -f "$LOGS/console.log" "$LOGS/results.log"
+echo "[run] booting (TCG, timeout ${TIMEOUT}s; logs: build/logs/console.log, results.log)"
+start=$(date +%s)
+set +e
+timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 \
+	-accel tcg -cpu max -smp 2 -m 6G \
+	-kernel "$KSRC/arch/x86/boot/bzImage" -initrd "$BUILD/initramfs.cpio" \
+	-append "console=ttyS0 oops=panic panic=-1 transparent_hugepage=madvise memmap=256M\$0x140000000 memmap=256M\$0x150000000 rust_hmm.tests=$SUITES rust_hmm.kmemleak=$KMEMLEAK" \
+	-display none -monitor none -no-reboot \
+	-serial "file:$LOGS/console.log" -serial "file:$LOGS/results.log" \
+	</dev/null >"$LOGS/qemu.log" 2>&1
+qemu_rc=$?
+set -e
+echo "[run] QEMU exited with $qemu_rc after $(($(date +%s) - start)) s"
+
+args=(--console "$LOGS/console.log" --results "$LOGS/results.log"
+	--expected "$HERE/expected-failures" --suites "$SUITES")
+[ $qemu_rc = 124 ] && args+=(--timed-out "$TIMEOUT")
+exec python3 "$HERE/verdict.py" "${args[@]}"

@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Unit tests of verdict.py: it must fail a run on everything it is there to catch."""
+
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TESTS = ["hmm.p.open_close", "hmm.p.anon_read", "hmm2.p.snapshot"]
+
+KUNIT_OK = """[    1.0] KTAP version 1
+[    1.0] 1..1
+[    1.0]     # Subtest: rust_doctests_kernel
+[    1.0]     ok 1 rust_doctest_kernel_cdev_rs_0
+[    1.0] # rust_doctests_kernel: pass:1 fail:0 skip:0 total:1
+[    1.0] ok 1 rust_doctests_kernel
+"""
+
+
+def suite(name, results):
+    lines = ["@@@ PID %s 100 insmod" % name, "@@@ BEGIN %s" % name, "TAP version 13"]
+    npass = nfail = nskip = 0
+    for i, (test, status) in enumerate(results, 1):
+        lines.append("#  RUN           %s ..." % test)
+        if status == "pass":
+            lines.append("ok %d %s" % (i, test))
+            npass += 1
+        elif status == "skip":
+            lines.append("ok %d %s # SKIP no device" % (i, test))
+            nskip += 1
+        else:
+            lines.append("# hmm-tests.c:1:x:Expected ret (-95) == 0 (0)")
+            lines.append("not ok %d %s" % (i, test))
+            nfail += 1
+    lines.append("# Totals: pass:%d fail:%d xfail:0 xpass:0 skip:%d error:0" % (npass, nfail, nskip))
+    lines.append("@@@ END %s rc=0 seconds=1.0" % name)
+    return lines
+
+
+class Verdict(unittest.TestCase):
+    def run_verdict(self, c=None, rust=None, expected=(), console_extra="", done=True,
+                    leaks=()):
+        c = c or {t: "pass" for t in TESTS}
+        rust = rust or {t: "pass" for t in TESTS}
+        results = ["@@@ BOOTED 6.12"]
+        results += suite("c", c.items())
+        results += suite("rust", rust.items())
+        results = [l.replace("@@@ PID rust 100", "@@@ PID rust 200") for l in results]
+        results.append("@@@ KMEMLEAK %d" % len(leaks))
+        for pid in leaks:
+            results += ["unreferenced object 0xffff888102b42ba0 (size 16):",
+                        '  comm "insmod", pid %d, jiffies 4294898434' % pid]
+        if done:
+            results.append("@@@ DONE")
+        with tempfile.TemporaryDirectory() as d:
+            paths = {}
+            for name, text in (("console", KUNIT_OK + console_extra),
+                               ("results", "\n".join(results) + "\n"),
+                               ("expected", "# comment\n" + "\n".join(expected) + "\n")):
+                paths[name] = os.path.join(d, name)
+                with open(paths[name], "w") as f:
+                    f.write(text)
+            p = subprocess.run([sys.executable, os.path.join(HERE, "verdict.py"),
+                                "--console", paths["console"], "--results", paths["results"],
+                                "--expected", paths["expected"]],
+                               capture_output=True, text=True)
+        return p.returncode, p.stdout
+
+    def test_all_pass(self):
+        rc, out = self.run_verdict()
+        self.assertEqual(rc, 0, out)
+        self.assertTrue(out.rstrip().endswith("3 passed, 0 failed, 0 skipped"), out)
+
+    def test_unexpected_failure(self):
+        rc, out = self.run_verdict(rust={"hmm.p.open_close": "pass", "hmm.p.anon_read": "fail",
+                                         "hmm2.p.snapshot": "pass"})
+        self.assertEqual(rc, 1, out)
+        self.assertIn("Rust fail where C pass: hmm.p.anon_read", out)
+
+    def test_expected_failure(self):
+        rc, out = self.run_verdict(rust={"hmm.p.open_close": "pass", "hmm.p.anon_read": "fail",
+                                         "hmm2.p.snapshot": "pass"},
+                                   expected=["hmm.p.anon_read"])
+        self.assertEqual(rc, 0, out)
+        self.assertTrue(out.rstrip().endswith("2 passed, 1 failed, 0 skipped"), out)
+
+    def test_listed_test_that_passes(self):
+        rc, out = self.run_verdict(expected=["hmm.p.anon_read"])
+        self.assertEqual(rc, 1, out)
+        self.assertIn("now passes", out)
+
+    def test_skip_where_c_passed(self):
+        rc, out = self.run_verdict(rust={"hmm.p.open_close": "pass", "hmm.p.anon_read": "skip",
+                                         "hmm2.p.snapshot": "pass"})
+        self.assertEqual(rc, 1, out)
+
+    def test_missing_rust_test(self):
+        rc, out = self.run_verdict(rust={"hmm.p.open_close": "pass"})
+        self.assertEqual(rc, 1, out)
+
+    def test_warn_fails_even_if_all_pass(self):
+        rc, out = self.run_verdict(console_extra="[    5.0] WARNING: CPU: 0 PID: 1 at lib/x.c:1 f+0x1/0x2\n")
+        self.assertEqual(rc, 1, out)
+        self.assertIn("WARNING: CPU: 0", out)
+
+    def test_lockdep_kasan_oops(self):
+        for report in ("WARNING: possible circular locking dependency detected",
+                       "BUG: KASAN: slab-use-after-free in f+0x1/0x2",
+                       "Oops: general protection fault, probably for non-canonical address",
+                       "Kernel panic - not syncing: Fatal exception",
+                       "INFO: task hmm-tests:300 blocked for more than 120 seconds."):
+            rc, out = self.run_verdict(console_extra="[    5.0] %s\n" % report)
+            self.assertEqual(rc, 1, report)
+
+    def test_hang_or_crash(self):
+        rc, out = self.run_verdict(done=False)
+        self.assertEqual(rc, 1, out)
+
+    def test_leaks(self):
+        rc, out = self.run_verdict(leaks=[100])
+        self.assertEqual(rc, 0, out)
+        self.assertIn("C reference leaked", out)
+        rc, out = self.run_verdict(leaks=[200])
+        self.assertEqual(rc, 1, out)
+        self.assertIn("leaked by rust", out)
+
+    def test_kunit_failure(self):
+        rc, out = self.run_verdict(console_extra="[    1.0]     # Subtest: other\n[    1.0] not ok 2 other\n")
+        self.assertEqual(rc, 1, out)
+
+
+if __name__ == "__main__":
+    unittest.main()
