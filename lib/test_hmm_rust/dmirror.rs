@@ -4,16 +4,22 @@
 
 use crate::device::DmirrorDevice;
 use crate::uapi::*;
+use kernel::alloc::flags::__GFP_ZERO;
 use kernel::cdev;
 use kernel::fs::File;
+use kernel::mm::{virt::VmaNew, Mm};
+use kernel::page::Page;
 use kernel::page::PAGE_SIZE;
 use kernel::prelude::*;
 use kernel::sync::Arc;
+use kernel::types::ARef;
 use kernel::uaccess::UserSlice;
 
 /// The state of one open file: a mirror of the opener's address space on one device.
 pub(crate) struct Dmirror {
     mdevice: Arc<DmirrorDevice>,
+    /// The address space of the task that opened the file.
+    mm: ARef<Mm>,
 }
 
 /// The range an ioctl names, checked: page aligned, not empty, not wrapping around.
@@ -61,6 +67,8 @@ impl Dmirror {
             | HMM_DMIRROR_SNAPSHOT
             | HMM_DMIRROR_EXCLUSIVE
             | HMM_DMIRROR_CHECK_EXCLUSIVE => {
+                // Like C, a process that has exited (the mm has no users) gets EINVAL.
+                self.mm.with_user(|_mm| ()).ok_or(EINVAL)?;
                 pr_debug!(
                     "hmm_dmirror{}: ioctl {:#x} on [{:#x}, {:#x}) is not implemented yet\n",
                     self.mdevice.id,
@@ -86,12 +94,25 @@ impl cdev::Operations for Dmirror {
     type Ptr = Pin<KBox<Dmirror>>;
 
     fn open(mdevice: &Arc<DmirrorDevice>, _file: &File) -> Result<Pin<KBox<Dmirror>>> {
+        // A kernel thread without an address space has nothing to mirror.
+        let mm = Mm::current().ok_or(EINVAL)?;
         Ok(KBox::pin(
             Dmirror {
                 mdevice: mdevice.clone(),
+                mm,
             },
             GFP_KERNEL,
         )?)
+    }
+
+    /// Maps zeroed system pages, as the C module does (the `mixedmap` test).
+    fn mmap(_this: Pin<&Dmirror>, _file: &File, vma: &VmaNew) -> Result {
+        for addr in (vma.start()..vma.end()).step_by(PAGE_SIZE) {
+            let page = Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?;
+            // The mapping holds its own reference; ours goes with `page`.
+            vma.vm_insert_page(addr, &page)?;
+        }
+        Ok(())
     }
 
     fn ioctl(this: Pin<&Dmirror>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {

@@ -57,6 +57,7 @@ use crate::{
     error::{from_result, to_result, VTABLE_DEFAULT_ERROR},
     ffi::{c_int, c_long, c_uint, c_ulong},
     fs::File,
+    mm::virt::VmaNew,
     prelude::*,
     str::CStr,
     types::{ForeignOwnable, Opaque},
@@ -151,6 +152,15 @@ pub trait Operations: Sized {
         _cmd: u32,
         _arg: usize,
     ) -> Result<isize> {
+        crate::build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Maps the file into `vma` (`mmap(2)`), with the mmap lock held for writing.
+    fn mmap(
+        _this: <Self::Ptr as ForeignOwnable>::Borrowed<'_>,
+        _file: &File,
+        _vma: &VmaNew,
+    ) -> Result {
         crate::build_error!(VTABLE_DEFAULT_ERROR)
     }
 }
@@ -397,6 +407,28 @@ impl<T: Operations> OperationsVtable<T> {
         })
     }
 
+    /// # Safety
+    ///
+    /// Called by the VFS's `mmap` for a file on which `open` succeeded, with the mmap lock of
+    /// the VMA's address space held for writing.
+    unsafe extern "C" fn mmap(
+        file: *mut bindings::file,
+        vma: *mut bindings::vm_area_struct,
+    ) -> c_int {
+        // SAFETY: `open` stored a `T::Ptr` in the private data and `release` has not run, as
+        // the caller holds a reference to the file.
+        let this = unsafe { T::Ptr::borrow((*file).private_data) };
+        // SAFETY: The caller passes a valid file for the duration of the call.
+        let file = unsafe { File::from_raw(file) };
+        // SAFETY: This is the `mmap` operation: `vma` is the VMA being set up, under the mmap
+        // lock held for writing, in an address space with users (the one calling mmap).
+        let vma = unsafe { VmaNew::from_raw(vma) };
+        match T::mmap(this, file, vma) {
+            Ok(()) => 0,
+            Err(err) => err.to_errno(),
+        }
+    }
+
     const VTABLE: bindings::file_operations = bindings::file_operations {
         open: Some(Self::open),
         release: Some(Self::release),
@@ -405,6 +437,7 @@ impl<T: Operations> OperationsVtable<T> {
         } else {
             None
         },
+        mmap: if T::HAS_MMAP { Some(Self::mmap) } else { None },
         llseek: Some(bindings::default_llseek),
         // SAFETY: All zeros is a valid `file_operations`: every callback is optional.
         ..unsafe { core::mem::MaybeUninit::zeroed().assume_init() }

@@ -139,4 +139,9 @@ if [ ! -x "$BUILD/hmm-tests" ] || [ "$SELFTEST" -nt "$BUILD/hmm-tests" ] ||
 	gcc -static -Wall -O2 -U_FORTIFY_SOURCE -no-pie -I "$KSRC" -isystem "$KSRC/usr/include" \
 		-isystem "$KSRC/tools/include/uapi" -o "$BUILD/hmm-tests" "$SELFTEST" -lrt -lpthread -lm
 fi
+CHECKS=$REPO/tools/testing/rust-hmm/dmirror-checks.c
+if [ ! -x "$BUILD/dmirror-checks" ] || [ "$CHECKS" -nt "$BUILD/dmirror-checks" ]; then
+	step "dmirror-checks (static)"
+	gcc -static -Wall -O2 -I "$KSRC" -isystem "$KSRC/usr/include" -o "$BUILD/dmirror-checks" "$CHECKS"
+fi
 step "done"

@@ -41,7 +41,8 @@ fi
 # 3. checkpatch on our patches to existing kernel files and on our C files.
 echo "[check] checkpatch"
 for p in patches/*.patch; do
-	"$KSRC/scripts/checkpatch.pl" --no-tree -q "$p" || bad "checkpatch: $p"
+	# From stdin: given the path of a file git tracks, checkpatch checks it as a source file.
+	"$KSRC/scripts/checkpatch.pl" --no-tree -q - <"$p" || bad "checkpatch: $p"
 done
 for c in $(git ls-files -co --exclude-standard 'rust/helpers/*.c'); do
 	"$KSRC/scripts/checkpatch.pl" --no-tree -q -f "$c" || bad "checkpatch: $c"

@@ -71,6 +71,16 @@ for t in $TESTS; do
 		end=$(cut -d' ' -f1 /proc/uptime)
 		say "@@@ END $t rc=$rc seconds=$(echo "$end $start" | awk '{printf "%.1f", $1 - $2}')"
 	fi
+	# Our own checks of the file operations and ioctl argument checks (dmirror-checks.c).
+	for dev in /dev/hmm_dmirror0 /dev/hmm_dmirror2; do
+		/bin/dmirror-checks $dev 2>&1 | while read -r verdict what; do
+			case $verdict in
+			ok:) say "@@@ CHECK $t ok: $dev $what" ;;
+			*) say "@@@ CHECK $t FAIL: $dev $verdict $what" ;;
+			esac
+		done
+	done
+
 	# An open file pins the module (the cdev's owner).
 	exec 3</dev/hmm_dmirror0
 	if rmmod $mod 2>/dev/null; then

@@ -28,7 +28,7 @@ rm -rf "$root"
 mkdir -p "$root"/{bin,dev,proc,sys,tmp,lib/modules}
 cp /bin/busybox "$root/bin/busybox"
 cp "$HERE/init.sh" "$root/init"
-cp "$BUILD/hmm-tests" "$root/bin/hmm-tests"
+cp "$BUILD/hmm-tests" "$BUILD/dmirror-checks" "$root/bin/"
 cp "$KSRC/lib/test_hmm.ko" "$KSRC/lib/test_hmm_rust/test_hmm_rust.ko" "$root/lib/modules/"
 (cd "$root" && find . | cpio -o -H newc --quiet) >"$BUILD/initramfs.cpio"
 

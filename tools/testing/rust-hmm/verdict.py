@@ -212,6 +212,13 @@ def main():
         elif s["totals"] is None:
             problems.append("suite %s printed no '# Totals' line" % name)
 
+    # Every check made against C must also have been made against the Rust device.
+    def check_names(suite):
+        return {re.sub(r"^\S+ (ok|FAIL): ", "", ch) for ch in checks if ch.startswith(suite + " ")}
+    if "c" in wanted and "rust" in wanted:
+        for name in sorted(check_names("c") - check_names("rust")):
+            problems.append("check made for C but not for Rust: %s" % name)
+
     # KUnit (the kernel crate's doctests run at boot).
     ksuites, kcounts = kunit_results(console)
     if not ksuites:

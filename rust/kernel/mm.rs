@@ -1,0 +1,313 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Address spaces: `struct mm_struct` and its mmap lock.
+//!
+//! An address space has two reference counts: `mm_count` keeps the `struct mm_struct` alive
+//! ([`Mm`], `mmgrab`), `mm_users` keeps its mappings alive (`mmget`). A driver that mirrors a
+//! process keeps an [`ARef<Mm>`] for as long as it likes, and pins the users only for the
+//! length of one operation with [`Mm::with_user`], which hands out a [`MmWithUser`]. Holding
+//! the users for longer, say for the lifetime of a file, would keep every mapping of the
+//! process alive after it exits, including an mmap of that very file: a leak.
+//!
+//! The mmap lock is taken through guards that unlock on drop ([`MmapReadGuard`],
+//! [`MmapWriteGuard`]), and VMAs are looked up on them, so a [`virt::VmaRef`] cannot outlive
+//! the lock.
+//!
+//! C headers: [`include/linux/mm_types.h`](srctree/include/linux/mm_types.h),
+//! [`include/linux/sched/mm.h`](srctree/include/linux/sched/mm.h),
+//! [`include/linux/mmap_lock.h`](srctree/include/linux/mmap_lock.h)
+//!
+//! # Examples
+//!
+//! ```
+//! use kernel::mm::{virt, Mm};
+//!
+//! // A KUnit test runs in a kernel thread: give it an address space with one mapping.
+//! let addr = kernel::kunit::vm_mmap(4 * kernel::page::PAGE_SIZE)?;
+//! let mm = Mm::current().ok_or(EINVAL)?;
+//! let found = mm.with_user(|mm| {
+//!     let guard = mm.mmap_read_lock();
+//!     guard
+//!         .vma_lookup(addr)
+//!         .map(|vma| (vma.start(), vma.end(), vma.flags() & virt::flags::WRITE != 0))
+//! });
+//! assert_eq!(found, Some(Some((addr, addr + 4 * kernel::page::PAGE_SIZE, true))));
+//! # Ok::<(), Error>(())
+//! ```
+
+use crate::{
+    bindings,
+    error::{to_result, Result},
+    types::{ARef, AlwaysRefCounted, Opaque},
+};
+use core::{marker::PhantomData, mem::offset_of, ops::Deref, ptr::NonNull};
+
+// bindgen can lay out a C struct differently from the C compiler (an empty struct with an
+// alignment attribute, such as `sched_statistics` without CONFIG_SCHEDSTATS, comes out without
+// its alignment). Check the fields read here against the offsets the C compiler computed.
+const _: () = assert!(
+    offset_of!(bindings::task_struct, mm) == bindings::RUST_LAYOUT_TASK_STRUCT_MM,
+    "bindgen's layout of task_struct differs from C's"
+);
+
+pub mod virt;
+
+/// An address space, kept alive by a reference on `mm_count` (`mmgrab`).
+///
+/// The reference keeps the `struct mm_struct` but not its mappings, which go away when the
+/// process exits. Use [`Mm::with_user`] to work on the mappings.
+///
+/// # Invariants
+///
+/// Values of this type are always refcounted with `mmgrab`/`mmdrop`.
+#[repr(transparent)]
+pub struct Mm {
+    mm: Opaque<bindings::mm_struct>,
+}
+
+// SAFETY: `struct mm_struct` may be used and its `mm_count` dropped from any thread.
+unsafe impl Send for Mm {}
+
+// SAFETY: All the methods of `Mm` that take `&self` are safe to call concurrently.
+unsafe impl Sync for Mm {}
+
+// SAFETY: By the type invariant, `mmgrab`/`mmdrop` are the reference count of `Mm`.
+unsafe impl AlwaysRefCounted for Mm {
+    #[inline]
+    fn inc_ref(&self) {
+        // SAFETY: The pointer is valid since `self` is a reference.
+        unsafe { bindings::mmgrab(self.as_raw()) };
+    }
+
+    #[inline]
+    unsafe fn dec_ref(obj: NonNull<Self>) {
+        // SAFETY: The caller is giving up their refcount.
+        unsafe { bindings::mmdrop(obj.cast().as_ptr()) };
+    }
+}
+
+impl Mm {
+    /// Creates a reference to an [`Mm`] from a raw pointer.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` points to an `mm_struct` whose `mm_count` is non-zero for the lifetime `'a`.
+    #[inline]
+    pub unsafe fn from_raw<'a>(ptr: *const bindings::mm_struct) -> &'a Mm {
+        // SAFETY: `Mm` is `repr(transparent)` over the C struct; the caller guarantees validity.
+        unsafe { &*ptr.cast() }
+    }
+
+    /// Returns a raw pointer to the inner `mm_struct`.
+    #[inline]
+    pub fn as_raw(&self) -> *mut bindings::mm_struct {
+        self.mm.get()
+    }
+
+    /// Returns the address space of the current task, or `None` for a kernel thread that has
+    /// none.
+    pub fn current() -> Option<ARef<Mm>> {
+        // SAFETY: `current` is always valid, and a task's `mm` is only changed by the task
+        // itself (exec, exit, `kthread_use_mm`), so it cannot change under this read.
+        let mm = unsafe { (*bindings::get_current()).mm };
+        if mm.is_null() {
+            return None;
+        }
+        // SAFETY: The current task holds a reference to its own mm while it runs.
+        let mm = unsafe { Mm::from_raw(mm) };
+        Some(ARef::from(mm))
+    }
+
+    /// Calls `f` with the users of the address space pinned (`mmget_not_zero`), for the length
+    /// of the call.
+    ///
+    /// Returns `None`, without calling `f`, when the address space has no users left (the
+    /// process has exited). `f` may sleep; dropping the users afterwards may tear down the
+    /// address space.
+    pub fn with_user<R>(&self, f: impl FnOnce(&MmWithUser) -> R) -> Option<R> {
+        // SAFETY: The pointer is valid since `self` is a reference.
+        if !unsafe { bindings::mmget_not_zero(self.as_raw()) } {
+            return None;
+        }
+        // SAFETY: We just took a reference on `mm_users`, held until `mmput` below.
+        let mm = unsafe { MmWithUser::from_raw(self.as_raw()) };
+        let ret = f(mm);
+        // SAFETY: Drops the reference taken above; `mm` is not used after this.
+        unsafe { bindings::mmput(self.as_raw()) };
+        Some(ret)
+    }
+}
+
+/// An address space whose users are pinned: its mappings stay while this reference exists.
+///
+/// Obtained from [`Mm::with_user`], for the length of one call.
+///
+/// # Invariants
+///
+/// `mm_users` of the inner `mm_struct` is non-zero for the lifetime of any `&MmWithUser`.
+#[repr(transparent)]
+pub struct MmWithUser {
+    mm: Mm,
+}
+
+// SAFETY: The mappings may be worked on from any thread while the users are pinned.
+unsafe impl Sync for MmWithUser {}
+
+impl Deref for MmWithUser {
+    type Target = Mm;
+
+    #[inline]
+    fn deref(&self) -> &Mm {
+        &self.mm
+    }
+}
+
+impl MmWithUser {
+    /// Creates a reference to an [`MmWithUser`] from a raw pointer.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` points to an `mm_struct` whose `mm_users` is non-zero for the lifetime `'a`.
+    #[inline]
+    pub unsafe fn from_raw<'a>(ptr: *const bindings::mm_struct) -> &'a MmWithUser {
+        // SAFETY: `MmWithUser` is `repr(transparent)` over the C struct; the caller guarantees
+        // validity and the type invariant.
+        unsafe { &*ptr.cast() }
+    }
+
+    /// Takes the mmap lock for reading, sleeping until it is available.
+    #[inline]
+    pub fn mmap_read_lock(&self) -> MmapReadGuard<'_> {
+        // SAFETY: The pointer is valid since `self` is a reference.
+        unsafe { bindings::mmap_read_lock(self.as_raw()) };
+        // INVARIANT: We just took the read lock.
+        MmapReadGuard {
+            mm: self,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Takes the mmap lock for reading, or returns `EINTR` if a fatal signal arrives first.
+    #[inline]
+    pub fn mmap_read_lock_killable(&self) -> Result<MmapReadGuard<'_>> {
+        // SAFETY: The pointer is valid since `self` is a reference.
+        to_result(unsafe { bindings::mmap_read_lock_killable(self.as_raw()) })?;
+        // INVARIANT: We just took the read lock.
+        Ok(MmapReadGuard {
+            mm: self,
+            _not_send: PhantomData,
+        })
+    }
+
+    /// Takes the mmap lock for reading if that does not need to wait.
+    #[inline]
+    pub fn mmap_read_trylock(&self) -> Option<MmapReadGuard<'_>> {
+        // SAFETY: The pointer is valid since `self` is a reference.
+        if !unsafe { bindings::mmap_read_trylock(self.as_raw()) } {
+            return None;
+        }
+        // INVARIANT: We just took the read lock.
+        Some(MmapReadGuard {
+            mm: self,
+            _not_send: PhantomData,
+        })
+    }
+
+    /// Takes the mmap lock for writing, sleeping until it is available.
+    #[inline]
+    pub fn mmap_write_lock(&self) -> MmapWriteGuard<'_> {
+        // SAFETY: The pointer is valid since `self` is a reference.
+        unsafe { bindings::mmap_write_lock(self.as_raw()) };
+        // INVARIANT: We just took the write lock.
+        MmapWriteGuard {
+            mm: self,
+            _not_send: PhantomData,
+        }
+    }
+}
+
+/// Looks up the VMA that contains `addr` in `mm`.
+///
+/// # Safety
+///
+/// The caller holds the mmap lock of `mm` (for reading or writing) for the lifetime `'a`.
+unsafe fn vma_lookup<'a>(mm: &MmWithUser, addr: usize) -> Option<&'a virt::VmaRef> {
+    // SAFETY: The caller holds the mmap lock of `mm`, which `vma_lookup` needs.
+    let vma = unsafe { bindings::vma_lookup(mm.as_raw(), addr) };
+    if vma.is_null() {
+        return None;
+    }
+    // SAFETY: The VMA belongs to `mm` and stays valid while its mmap lock is held, which the
+    // caller ties to `'a`.
+    Some(unsafe { virt::VmaRef::from_raw(vma) })
+}
+
+/// The mmap lock of an address space, held for reading; released on drop.
+///
+/// # Invariants
+///
+/// The mmap lock of `mm` is held for reading while this guard exists.
+pub struct MmapReadGuard<'a> {
+    mm: &'a MmWithUser,
+    // The lock must be released by the task that took it.
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl<'a> MmapReadGuard<'a> {
+    /// Returns the address space whose lock is held.
+    #[inline]
+    pub fn mm(&self) -> &'a MmWithUser {
+        self.mm
+    }
+
+    /// Returns the VMA that contains `addr`, if any.
+    #[inline]
+    pub fn vma_lookup(&self, addr: usize) -> Option<&virt::VmaRef> {
+        // SAFETY: By the type invariant the lock is held while `self` lives, and the returned
+        // reference borrows `self`.
+        unsafe { vma_lookup(self.mm, addr) }
+    }
+}
+
+impl Drop for MmapReadGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant we hold the read lock.
+        unsafe { bindings::mmap_read_unlock(self.mm.as_raw()) };
+    }
+}
+
+/// The mmap lock of an address space, held for writing; released on drop.
+///
+/// # Invariants
+///
+/// The mmap lock of `mm` is held for writing while this guard exists.
+pub struct MmapWriteGuard<'a> {
+    mm: &'a MmWithUser,
+    // The lock must be released by the task that took it.
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl<'a> MmapWriteGuard<'a> {
+    /// Returns the address space whose lock is held.
+    #[inline]
+    pub fn mm(&self) -> &'a MmWithUser {
+        self.mm
+    }
+
+    /// Returns the VMA that contains `addr`, if any.
+    #[inline]
+    pub fn vma_lookup(&self, addr: usize) -> Option<&virt::VmaRef> {
+        // SAFETY: By the type invariant the lock is held while `self` lives, and the returned
+        // reference borrows `self`.
+        unsafe { vma_lookup(self.mm, addr) }
+    }
+}
+
+impl Drop for MmapWriteGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant we hold the write lock.
+        unsafe { bindings::mmap_write_unlock(self.mm.as_raw()) };
+    }
+}

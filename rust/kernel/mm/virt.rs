@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Virtual memory areas: `struct vm_area_struct`.
+//!
+//! [`VmaRef`] is a VMA found under the mmap lock (see [`MmapReadGuard::vma_lookup`]); it can
+//! be read but not changed. [`VmaNew`] is the VMA that a file's `mmap` operation is setting
+//! up: the mmap lock is held for writing and the VMA is not visible to anyone else yet, so it
+//! is the one place where pages may be inserted with [`VmaNew::vm_insert_page`].
+//!
+//! C header: [`include/linux/mm.h`](srctree/include/linux/mm.h)
+//!
+//! [`MmapReadGuard::vma_lookup`]: crate::mm::MmapReadGuard::vma_lookup
+
+use crate::{bindings, error::to_result, mm::MmWithUser, page::Page, prelude::*, types::Opaque};
+use core::ops::Deref;
+
+/// The `vm_flags` of a VMA (`VM_*`).
+pub mod flags {
+    /// The type of VMA flags.
+    pub type VmFlags = crate::bindings::vm_flags_t;
+
+    /// The memory may be read.
+    pub const READ: VmFlags = crate::bindings::VM_READ as VmFlags;
+    /// The memory may be written.
+    pub const WRITE: VmFlags = crate::bindings::VM_WRITE as VmFlags;
+    /// The memory may be executed.
+    pub const EXEC: VmFlags = crate::bindings::VM_EXEC as VmFlags;
+    /// The mapping is shared: writes reach the file or the other processes.
+    pub const SHARED: VmFlags = crate::bindings::VM_SHARED as VmFlags;
+    /// `mprotect` may add [`WRITE`].
+    pub const MAYWRITE: VmFlags = crate::bindings::VM_MAYWRITE as VmFlags;
+    /// Pages are mapped by PFN, without `struct page` (`remap_pfn_range`).
+    pub const PFNMAP: VmFlags = crate::bindings::VM_PFNMAP as VmFlags;
+    /// The pages are locked in memory (`mlock`).
+    pub const LOCKED: VmFlags = crate::bindings::VM_LOCKED as VmFlags;
+    /// Memory-mapped I/O.
+    pub const IO: VmFlags = crate::bindings::VM_IO as VmFlags;
+    /// `mremap` may not expand the mapping.
+    pub const DONTEXPAND: VmFlags = crate::bindings::VM_DONTEXPAND as VmFlags;
+    /// The mapping is of a hugetlbfs file.
+    pub const HUGETLB: VmFlags = crate::bindings::VM_HUGETLB as VmFlags;
+    /// Pages are mapped both with and without `struct page` (`vm_insert_page`).
+    pub const MIXEDMAP: VmFlags = crate::bindings::VM_MIXEDMAP as VmFlags;
+}
+
+/// A virtual memory area, read under the mmap lock of its address space.
+///
+/// # Invariants
+///
+/// The VMA is valid, and the mmap lock of its address space held (at least for reading), for
+/// the lifetime of any `&VmaRef`; the address space has users.
+#[repr(transparent)]
+pub struct VmaRef {
+    vma: Opaque<bindings::vm_area_struct>,
+}
+
+impl VmaRef {
+    /// Creates a reference to a VMA from a raw pointer.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` points to a VMA whose address space has users and whose mmap lock is held for
+    /// reading or writing for the lifetime `'a`.
+    #[inline]
+    pub unsafe fn from_raw<'a>(ptr: *const bindings::vm_area_struct) -> &'a VmaRef {
+        // SAFETY: `VmaRef` is `repr(transparent)` over the C struct; the caller guarantees
+        // the type invariant.
+        unsafe { &*ptr.cast() }
+    }
+
+    /// Returns a raw pointer to the VMA.
+    #[inline]
+    pub fn as_raw(&self) -> *mut bindings::vm_area_struct {
+        self.vma.get()
+    }
+
+    /// Returns the address space the VMA belongs to.
+    #[inline]
+    pub fn mm(&self) -> &MmWithUser {
+        // SAFETY: By the type invariant the VMA is valid and its address space has users for
+        // as long as `self` lives.
+        unsafe { MmWithUser::from_raw((*self.as_raw()).vm_mm) }
+    }
+
+    /// Returns the VMA's flags (see [`flags`]).
+    #[inline]
+    pub fn flags(&self) -> flags::VmFlags {
+        // SAFETY: By the type invariant the VMA is valid and the mmap lock held, which keeps
+        // the flags from changing.
+        unsafe { (*self.as_raw()).__bindgen_anon_2.vm_flags }
+    }
+
+    /// Returns the first address of the VMA.
+    #[inline]
+    pub fn start(&self) -> usize {
+        // SAFETY: By the type invariant the VMA is valid and the mmap lock held, which keeps
+        // its range from changing.
+        unsafe { (*self.as_raw()).__bindgen_anon_1.__bindgen_anon_1.vm_start }
+    }
+
+    /// Returns the address just past the end of the VMA.
+    #[inline]
+    pub fn end(&self) -> usize {
+        // SAFETY: As in `start`.
+        unsafe { (*self.as_raw()).__bindgen_anon_1.__bindgen_anon_1.vm_end }
+    }
+}
+
+/// A VMA being set up by a file's `mmap` operation.
+///
+/// # Invariants
+///
+/// The mmap lock of the VMA's address space is held for writing for the lifetime of any
+/// `&VmaNew`, and the VMA is not yet reachable by anyone else.
+#[repr(transparent)]
+pub struct VmaNew {
+    vma: VmaRef,
+}
+
+impl Deref for VmaNew {
+    type Target = VmaRef;
+
+    #[inline]
+    fn deref(&self) -> &VmaRef {
+        &self.vma
+    }
+}
+
+impl VmaNew {
+    /// Creates a reference to a VMA being mapped.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is the VMA passed to an `mmap` file operation, for the duration of that call
+    /// (which holds the mmap lock for writing), and its address space has users.
+    #[inline]
+    pub unsafe fn from_raw<'a>(ptr: *const bindings::vm_area_struct) -> &'a VmaNew {
+        // SAFETY: `VmaNew` is `repr(transparent)` over `VmaRef`, itself over the C struct; the
+        // caller guarantees the type invariant.
+        unsafe { &*ptr.cast() }
+    }
+
+    /// Maps `page` at `address`, which must be page aligned and inside the VMA.
+    ///
+    /// The mapping takes its own reference to the page, so the caller may drop `page`. The
+    /// first insertion marks the VMA [`flags::MIXEDMAP`]. Fails with `EINVAL` for a VMA that
+    /// maps PFNs ([`flags::PFNMAP`]) or an address outside it, `EBUSY` if something is mapped
+    /// there already, and `ENOMEM` if a page table cannot be allocated.
+    pub fn vm_insert_page(&self, address: usize, page: &Page) -> Result {
+        // `vm_insert_page` BUG()s on a VMA that is PFNMAP and not MIXEDMAP.
+        if self.flags() & flags::PFNMAP != 0 {
+            return Err(EINVAL);
+        }
+        // SAFETY: The VMA is valid and its mmap lock held for writing (type invariant), as
+        // `vm_insert_page` requires to set `VM_MIXEDMAP`; `page` is a valid order-0 page that
+        // is not a slab page.
+        to_result(unsafe { bindings::vm_insert_page(self.as_raw(), address, page.as_ptr()) })
+    }
+}
