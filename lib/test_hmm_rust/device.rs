@@ -2,6 +2,9 @@
 
 //! One dmirror device (`/dev/hmm_dmirrorN`): what all files opened on it share.
 
+use kernel::hmm::Owner;
+use kernel::prelude::*;
+
 /// The kind of device memory a dmirror device migrates pages into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum MemoryType {
@@ -15,15 +18,23 @@ pub(crate) enum MemoryType {
 }
 
 /// A dmirror device: one minor of the `HMM_DMIRROR` region.
+#[pin_data]
 pub(crate) struct DmirrorDevice {
     /// The minor, and the `N` of `/dev/hmm_dmirrorN`.
     pub(crate) id: u32,
     /// What memory the device migrates pages into.
     pub(crate) memory: MemoryType,
+    /// The owner of the device's memory, for HMM and migration.
+    #[pin]
+    pub(crate) owner: Owner,
 }
 
 impl DmirrorDevice {
-    pub(crate) fn new(id: u32, memory: MemoryType) -> Self {
-        Self { id, memory }
+    pub(crate) fn new(id: u32, memory: MemoryType) -> impl PinInit<Self> {
+        pin_init!(Self {
+            id,
+            memory,
+            owner <- Owner::new(),
+        })
     }
 }

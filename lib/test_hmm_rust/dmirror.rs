@@ -1,31 +1,42 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! One open file of a dmirror device and its ioctls.
+//! One open file of a dmirror device and its ioctl dispatch.
 
 use crate::device::DmirrorDevice;
 use crate::uapi::*;
 use kernel::alloc::flags::__GFP_ZERO;
 use kernel::cdev;
 use kernel::fs::File;
+use kernel::hmm::{Mirror, MirrorOps};
 use kernel::mm::{virt::VmaNew, Mm};
-use kernel::page::Page;
-use kernel::page::PAGE_SIZE;
+use kernel::page::{Page, PAGE_SIZE};
 use kernel::prelude::*;
 use kernel::sync::Arc;
-use kernel::types::ARef;
 use kernel::uaccess::UserSlice;
 
+/// The most pages one READ or WRITE may name: the C module has no limit and fails its
+/// `vmalloc` of the bounce buffer instead; here the buffer is capped at 64 MiB.
+pub(crate) const MAX_BOUNCE_PAGES: u64 = (64 << 20) / PAGE_SIZE as u64;
+
+/// What the mirror of an open file keeps besides its device page table: nothing yet.
+pub(crate) struct DmirrorData;
+
+impl MirrorOps for DmirrorData {}
+
 /// The state of one open file: a mirror of the opener's address space on one device.
+#[pin_data]
 pub(crate) struct Dmirror {
-    mdevice: Arc<DmirrorDevice>,
-    /// The address space of the task that opened the file.
-    mm: ARef<Mm>,
+    pub(crate) mdevice: Arc<DmirrorDevice>,
+    /// The device page table, following the whole address space of the opener.
+    #[pin]
+    pub(crate) mirror: Mirror<DmirrorData>,
 }
 
 /// The range an ioctl names, checked: page aligned, not empty, not wrapping around.
-struct CheckedRange {
-    start: u64,
-    end: u64,
+pub(crate) struct CheckedRange {
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+    pub(crate) npages: usize,
 }
 
 impl CheckedRange {
@@ -44,8 +55,9 @@ impl CheckedRange {
             return Err(EINVAL);
         }
         Ok(Self {
-            start: cmd.addr,
-            end,
+            start: usize::try_from(cmd.addr)?,
+            end: usize::try_from(end)?,
+            npages: usize::try_from(cmd.npages)?,
         })
     }
 }
@@ -60,15 +72,15 @@ impl Dmirror {
         cmd.faults = 0;
 
         match command {
-            HMM_DMIRROR_READ
-            | HMM_DMIRROR_WRITE
-            | HMM_DMIRROR_MIGRATE_TO_DEV
+            HMM_DMIRROR_READ => self.read(&mut cmd, &range)?,
+            HMM_DMIRROR_WRITE => self.write(&mut cmd, &range)?,
+            HMM_DMIRROR_SNAPSHOT => self.snapshot(&mut cmd, &range)?,
+            HMM_DMIRROR_MIGRATE_TO_DEV
             | HMM_DMIRROR_MIGRATE_TO_SYS
-            | HMM_DMIRROR_SNAPSHOT
             | HMM_DMIRROR_EXCLUSIVE
             | HMM_DMIRROR_CHECK_EXCLUSIVE => {
                 // Like C, a process that has exited (the mm has no users) gets EINVAL.
-                self.mm.with_user(|_mm| ()).ok_or(EINVAL)?;
+                self.mirror.mm().with_user(|_mm| ()).ok_or(EINVAL)?;
                 pr_debug!(
                     "hmm_dmirror{}: ioctl {:#x} on [{:#x}, {:#x}) is not implemented yet\n",
                     self.mdevice.id,
@@ -96,13 +108,22 @@ impl cdev::Operations for Dmirror {
     fn open(mdevice: &Arc<DmirrorDevice>, _file: &File) -> Result<Pin<KBox<Dmirror>>> {
         // A kernel thread without an address space has nothing to mirror.
         let mm = Mm::current().ok_or(EINVAL)?;
-        Ok(KBox::pin(
-            Dmirror {
-                mdevice: mdevice.clone(),
-                mm,
-            },
-            GFP_KERNEL,
-        )?)
+        // Mirror the whole address space of the opener, as C does.
+        let end = usize::MAX & !(PAGE_SIZE - 1);
+        mm.with_user(|mm| {
+            KBox::pin_init(
+                try_pin_init!(Dmirror {
+                    mdevice: mdevice.clone(),
+                    mirror <- Mirror::new(mm, 0, end, DmirrorData),
+                }? Error),
+                GFP_KERNEL,
+            )
+        })
+        .ok_or(EINVAL)?
+    }
+
+    fn ioctl(this: Pin<&Dmirror>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        this.ioctl(cmd, arg)
     }
 
     /// Maps zeroed system pages, as the C module does (the `mixedmap` test).
@@ -113,9 +134,5 @@ impl cdev::Operations for Dmirror {
             vma.vm_insert_page(addr, &page)?;
         }
         Ok(())
-    }
-
-    fn ioctl(this: Pin<&Dmirror>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
-        this.ioctl(cmd, arg)
     }
 }

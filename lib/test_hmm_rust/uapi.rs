@@ -46,3 +46,28 @@ pub(crate) const HMM_DMIRROR_EXCLUSIVE: u32 = cmd(0x05);
 pub(crate) const HMM_DMIRROR_CHECK_EXCLUSIVE: u32 = cmd(0x06);
 /// Evict every page of the device and free its memory.
 pub(crate) const HMM_DMIRROR_RELEASE: u32 = cmd(0x07);
+
+/// SNAPSHOT: the address cannot be accessed.
+pub(crate) const HMM_DMIRROR_PROT_ERROR: u8 = 0xFF;
+/// SNAPSHOT: nothing is mapped.
+pub(crate) const HMM_DMIRROR_PROT_NONE: u8 = 0x00;
+/// SNAPSHOT: mapped read-only.
+pub(crate) const HMM_DMIRROR_PROT_READ: u8 = 0x01;
+/// SNAPSHOT: mapped writable.
+pub(crate) const HMM_DMIRROR_PROT_WRITE: u8 = 0x02;
+/// SNAPSHOT: mapped by a PMD.
+pub(crate) const HMM_DMIRROR_PROT_PMD: u8 = 0x04;
+/// SNAPSHOT: mapped by a PUD.
+pub(crate) const HMM_DMIRROR_PROT_PUD: u8 = 0x08;
+/// SNAPSHOT: the shared zero page.
+pub(crate) const HMM_DMIRROR_PROT_ZERO: u8 = 0x10;
+/// SNAPSHOT: device-private memory of this device.
+#[expect(dead_code)]
+pub(crate) const HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL: u8 = 0x20;
+/// SNAPSHOT: device-private memory of another device.
+pub(crate) const HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE: u8 = 0x30;
+/// SNAPSHOT: device-coherent memory of this device.
+#[expect(dead_code)]
+pub(crate) const HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL: u8 = 0x40;
+/// SNAPSHOT: device-coherent memory of another device.
+pub(crate) const HMM_DMIRROR_PROT_DEV_COHERENT_REMOTE: u8 = 0x50;

@@ -73,7 +73,7 @@ for t in $TESTS; do
 	fi
 	# Our own checks of the file operations and ioctl argument checks (dmirror-checks.c).
 	for dev in /dev/hmm_dmirror0 /dev/hmm_dmirror2; do
-		/bin/dmirror-checks $dev 2>&1 | while read -r verdict what; do
+		/bin/dmirror-checks $dev $t 2>&1 | while read -r verdict what; do
 			case $verdict in
 			ok:) say "@@@ CHECK $t ok: $dev $what" ;;
 			*) say "@@@ CHECK $t FAIL: $dev $verdict $what" ;;

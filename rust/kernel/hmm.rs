@@ -1,0 +1,349 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Heterogeneous Memory Management: read a process's CPU page tables for a device.
+//!
+//! [`range_fault`] runs the canonical loop of
+//! [Documentation/mm/hmm.rst](srctree/Documentation/mm/hmm.rst): take a sequence of an
+//! [`MmuIntervalNotifier`], `hmm_range_fault` under the mmap read lock (retrying on `EBUSY`),
+//! then take the notifier lock and check that no invalidation ran in between; only then is
+//! the result handed to the caller's `commit`, with the notifier's state locked. The loop
+//! gives up with `EBUSY` after [`RANGE_DEFAULT_TIMEOUT_MS`].
+//!
+//! The pages in a result are not referenced: only the invalidation protocol keeps them
+//! alive, so a result ([`FaultedRange`], [`HmmPfn`]) exists only inside `commit`. To keep
+//! pages for later, a device uses a [`Mirror`], whose device page table is cleared by every
+//! invalidation and can only be filled from a result validated against the same notifier.
+//!
+//! C header: [`include/linux/hmm.h`](srctree/include/linux/hmm.h)
+
+use crate::{
+    alloc::KVVec,
+    bindings,
+    error::{to_result, Result},
+    ffi::c_void,
+    mm::MmWithUser,
+    mmu_notifier::{IntervalNotifierOps, MmuIntervalNotifier},
+    page::PAGE_SIZE,
+    prelude::*,
+    types::Opaque,
+};
+use core::marker::PhantomData;
+
+mod mirror;
+pub use mirror::{DevicePageTable, Mirror, MirrorCommit, MirrorGuard, MirrorOps, MirroredPage};
+
+/// How long [`range_fault`] retries a range that keeps being invalidated, in milliseconds
+/// (`HMM_RANGE_DEFAULT_TIMEOUT`).
+pub const RANGE_DEFAULT_TIMEOUT_MS: u32 = 1000;
+
+/// The most pages a [`Range`] may span: a device works on a large range in pieces.
+pub const RANGE_MAX_PAGES: usize = 1 << 16;
+
+const PFN_VALID: usize = bindings::hmm_pfn_flags_HMM_PFN_VALID;
+const PFN_WRITE: usize = bindings::hmm_pfn_flags_HMM_PFN_WRITE;
+const PFN_ERROR: usize = bindings::hmm_pfn_flags_HMM_PFN_ERROR;
+const PFN_ORDER_SHIFT: u32 = bindings::hmm_pfn_flags_HMM_PFN_ORDER_SHIFT as u32;
+const PFN_FLAGS: usize = bindings::hmm_pfn_flags_HMM_PFN_FLAGS;
+
+/// The owner of device memory: its address tells HMM which device-private pages are "ours".
+///
+/// One owner per device serves as the `owner` of its pagemap, as the `dev_private_owner` of
+/// its [`Range`]s and as the owner of its migrations, so that they cannot disagree.
+///
+/// # Invariants
+///
+/// The owner is pinned and not zero-sized: its address is unique while it lives.
+#[pin_data]
+pub struct Owner {
+    #[pin]
+    token: Opaque<u8>,
+}
+
+// SAFETY: An owner is only ever used for its address.
+unsafe impl Send for Owner {}
+
+// SAFETY: An owner is only ever used for its address.
+unsafe impl Sync for Owner {}
+
+impl Owner {
+    /// Creates an owner; pin it (in a `KBox` or `Arc`, or a pinned field) to use it.
+    pub fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            token <- Opaque::ffi_init(|_| {}),
+        })
+    }
+
+    /// Returns the address that identifies this owner to the C side.
+    #[inline]
+    pub fn as_ptr(&self) -> *mut c_void {
+        self.token.get().cast()
+    }
+
+    /// Returns whether `ptr`, an owner pointer from the C side, is this owner.
+    #[inline]
+    pub fn is(&self, ptr: *const c_void) -> bool {
+        core::ptr::eq(ptr, self.as_ptr())
+    }
+}
+
+/// What [`range_fault`] asks of every page of a [`Range`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// Report what is mapped, fault nothing in.
+    Snapshot,
+    /// Fault in what is not mapped, so that every page can be read.
+    Read,
+    /// Fault in, breaking COW, so that every page can be written.
+    Write,
+}
+
+impl Request {
+    fn default_flags(self) -> usize {
+        match self {
+            Self::Snapshot => 0,
+            Self::Read => PFN_VALID,
+            Self::Write => PFN_VALID | PFN_WRITE,
+        }
+    }
+}
+
+/// A page-aligned range of an address space and the array `hmm_range_fault` fills for it.
+pub struct Range<'o> {
+    start: usize,
+    end: usize,
+    request: Request,
+    owner: Option<&'o Owner>,
+    pfns: KVVec<usize>,
+}
+
+impl<'o> Range<'o> {
+    /// Creates a range `[start, end)`, to be read as `request` says.
+    ///
+    /// Device-private pages of `owner` are reported as they are; those of other owners are
+    /// migrated back to system memory first (a fault), as are all of them without an owner.
+    /// Fails with `EINVAL` for an unaligned or empty range or one of more than
+    /// [`RANGE_MAX_PAGES`] pages, and `ENOMEM`.
+    pub fn new(
+        start: usize,
+        end: usize,
+        request: Request,
+        owner: Option<&'o Owner>,
+    ) -> Result<Self> {
+        if start % PAGE_SIZE != 0 || end % PAGE_SIZE != 0 || end <= start {
+            return Err(EINVAL);
+        }
+        let npages = (end - start) / PAGE_SIZE;
+        if npages > RANGE_MAX_PAGES {
+            return Err(EINVAL);
+        }
+        let mut pfns = KVVec::with_capacity(npages, GFP_KERNEL)?;
+        for _ in 0..npages {
+            pfns.push(0, GFP_KERNEL)?;
+        }
+        Ok(Self {
+            start,
+            end,
+            request,
+            owner,
+            pfns,
+        })
+    }
+
+    /// The first address of the range.
+    #[inline]
+    pub fn start(&self) -> usize {
+        self.start
+    }
+
+    /// The address just past the end of the range.
+    #[inline]
+    pub fn end(&self) -> usize {
+        self.end
+    }
+
+    /// Runs `hmm_range_fault` once, with the mmap read lock of `mm` held by the caller.
+    fn fault_once(&mut self, notifier: *mut bindings::mmu_interval_notifier, seq: usize) -> Result {
+        let flags = self.request.default_flags();
+        let mut raw = bindings::hmm_range {
+            notifier,
+            notifier_seq: seq,
+            start: self.start,
+            end: self.end,
+            hmm_pfns: self.pfns.as_mut_ptr(),
+            default_flags: flags,
+            pfn_flags_mask: 0,
+            dev_private_owner: self.owner.map_or(core::ptr::null_mut(), |o| o.as_ptr()),
+        };
+        // SAFETY: `raw` describes this range and its array, which has one entry per page; the
+        // caller holds the mmap read lock of the notifier's mm and the notifier is inserted.
+        to_result(unsafe { bindings::hmm_range_fault(&mut raw) })
+    }
+}
+
+/// The result of [`range_fault`] for one page: the CPU PTE as HMM reports it.
+///
+/// Exists only while the result is valid: under the notifier lock, before the next
+/// invalidation.
+#[derive(Clone, Copy)]
+pub struct HmmPfn<'a> {
+    raw: usize,
+    _p: PhantomData<&'a ()>,
+}
+
+/// The kind of page an [`HmmPfn`] maps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageKind {
+    /// System memory.
+    System,
+    /// The shared zero page.
+    Zero,
+    /// Device-private memory, not addressable by the CPU.
+    DevicePrivate,
+    /// Device-coherent memory.
+    DeviceCoherent,
+}
+
+impl HmmPfn<'_> {
+    /// Whether a page is mapped (`HMM_PFN_VALID`).
+    #[inline]
+    pub fn is_valid(&self) -> bool {
+        self.raw & PFN_VALID != 0
+    }
+
+    /// Whether the page may be written (`HMM_PFN_WRITE`).
+    #[inline]
+    pub fn is_writable(&self) -> bool {
+        self.raw & PFN_WRITE != 0
+    }
+
+    /// Whether the address cannot be accessed at all (`HMM_PFN_ERROR`): `PROT_NONE`, or a
+    /// special mapping.
+    #[inline]
+    pub fn is_error(&self) -> bool {
+        self.raw & PFN_ERROR != 0
+    }
+
+    /// The order of the CPU mapping: 0 for a PTE, 9 for a PMD on x86-64.
+    #[inline]
+    pub fn map_order(&self) -> u32 {
+        ((self.raw >> PFN_ORDER_SHIFT) & 0x1f) as u32
+    }
+
+    /// The page frame number, if a page is mapped.
+    #[inline]
+    pub fn pfn(&self) -> Option<usize> {
+        (self.is_valid() && !self.is_error()).then_some(self.raw & !PFN_FLAGS)
+    }
+
+    fn page(&self) -> Option<*mut bindings::page> {
+        let pfn = self.pfn()?;
+        // SAFETY: A valid result's pfn has a `struct page`, alive while the result is valid.
+        Some(unsafe { bindings::pfn_to_page(pfn) })
+    }
+
+    /// The kind of page mapped, if any.
+    pub fn kind(&self) -> Option<PageKind> {
+        let page = self.page()?;
+        let pfn = self.pfn()?;
+        // SAFETY: `page` is valid while the result is (see `page`).
+        let kind = unsafe {
+            if bindings::is_device_private_page(page) {
+                PageKind::DevicePrivate
+            } else if bindings::is_device_coherent_page(page) {
+                PageKind::DeviceCoherent
+            } else if bindings::is_zero_pfn(pfn) {
+                PageKind::Zero
+            } else {
+                PageKind::System
+            }
+        };
+        Some(kind)
+    }
+}
+
+/// The result of [`range_fault`]: one [`HmmPfn`] per page of the range.
+///
+/// Only exists inside the `commit` of [`range_fault`], where it is valid.
+pub struct FaultedRange<'a> {
+    range: &'a Range<'a>,
+}
+
+impl<'a> FaultedRange<'a> {
+    /// The first address of the range.
+    #[inline]
+    pub fn start(&self) -> usize {
+        self.range.start
+    }
+
+    /// The address just past the end of the range.
+    #[inline]
+    pub fn end(&self) -> usize {
+        self.range.end
+    }
+
+    /// Returns the result for each page, with its address.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, HmmPfn<'a>)> + 'a {
+        let start = self.range.start;
+        self.range.pfns.iter().enumerate().map(move |(i, raw)| {
+            (
+                start + i * PAGE_SIZE,
+                HmmPfn {
+                    raw: *raw,
+                    _p: PhantomData,
+                },
+            )
+        })
+    }
+}
+
+/// Reads `jiffies`.
+fn jiffies() -> usize {
+    // SAFETY: `jiffies` is a valid static that the timer interrupt updates; a volatile read
+    // of the aligned word is what the C `READ_ONCE(jiffies)` does.
+    unsafe { core::ptr::read_volatile(&raw const bindings::jiffies) }
+}
+
+/// Reads the CPU page tables of `range` and hands the result to `commit`, with the state of
+/// `notifier` locked and no invalidation since the read (the canonical HMM loop).
+///
+/// `mm` is the notifier's address space, its users pinned by the caller (see
+/// [`Mm::with_user`](crate::mm::Mm::with_user)). Returns `EBUSY` if invalidations kept
+/// interrupting the read for [`RANGE_DEFAULT_TIMEOUT_MS`], `EINVAL` if `mm` is not the
+/// notifier's or the range is outside it, and what `hmm_range_fault` returns: `EFAULT` for
+/// an address with no VMA, or one whose VMA does not allow the request, `EPERM` for a write
+/// to a read-only mapping.
+///
+/// `commit` runs under the notifier lock: see [`crate::mmu_notifier`] for what it must not do.
+pub fn range_fault<T: IntervalNotifierOps, R>(
+    notifier: &MmuIntervalNotifier<T>,
+    mm: &MmWithUser,
+    range: &mut Range<'_>,
+    commit: impl FnOnce(&mut T, FaultedRange<'_>) -> R,
+) -> Result<R> {
+    if !core::ptr::eq(mm.as_raw(), notifier.mm().as_raw()) {
+        return Err(EINVAL);
+    }
+    // SAFETY: Just an arithmetic function.
+    let timeout =
+        jiffies().wrapping_add(unsafe { bindings::__msecs_to_jiffies(RANGE_DEFAULT_TIMEOUT_MS) });
+    loop {
+        // `time_after(jiffies, timeout)`.
+        if (timeout.wrapping_sub(jiffies()) as isize) < 0 {
+            return Err(EBUSY);
+        }
+        let seq = notifier.read_begin();
+        let ret = {
+            let _lock = mm.mmap_read_lock();
+            range.fault_once(notifier.as_raw(), seq.raw())
+        };
+        match ret {
+            Err(e) if e == EBUSY => continue,
+            Err(e) => return Err(e),
+            Ok(()) => {}
+        }
+        let Some(mut state) = notifier.lock_if_unchanged(seq) else {
+            continue;
+        };
+        return Ok(commit(&mut state, FaultedRange { range }));
+    }
+}

@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A mirror: a device page table that follows a process's CPU page tables.
+//!
+//! A [`Mirror`] is an [`MmuIntervalNotifier`] whose state is a [`DevicePageTable`] plus the
+//! driver's own data. Every invalidation clears the table over its range before the driver
+//! hears of it, and the table can only be filled from a [`range_fault`] result validated
+//! against the same mirror ([`MirrorCommit::map`]). So a page found in the table
+//! ([`MirroredPage`]) is still mapped by the CPU, and stays so while the mirror lock is held:
+//! the table holds no reference to it, and needs none.
+//!
+//! # Examples
+//!
+//! ```
+//! use kernel::hmm::{Mirror, MirrorOps, Range, Request};
+//! use kernel::mm::Mm;
+//! use kernel::page::PAGE_SIZE;
+//!
+//! struct Device;
+//! impl MirrorOps for Device {}
+//!
+//! let addr = kernel::kunit::vm_mmap(2 * PAGE_SIZE)?;
+//! let mm = Mm::current().ok_or(EINVAL)?;
+//! let mirror = mm
+//!     .with_user(|mm| KBox::pin_init(Mirror::new(mm, 0, usize::MAX & !(PAGE_SIZE - 1), Device), GFP_KERNEL))
+//!     .ok_or(EINVAL)??;
+//!
+//! // Fault both pages in for writing and map them in the device page table.
+//! let mut range = Range::new(addr, addr + 2 * PAGE_SIZE, Request::Write, None)?;
+//! mm.with_user(|mm| mirror.fault(mm, &mut range, |commit| commit.map()))
+//!     .ok_or(EINVAL)???;
+//!
+//! // The device writes through its table; the CPU sees it.
+//! let guard = mirror.lock();
+//! let page = guard.table().lookup(addr).ok_or(ENOENT)?;
+//! assert!(page.is_writable());
+//! page.write(&[0x5a; 8])?;
+//! let mut buf = [0u8; 8];
+//! page.read(&mut buf)?;
+//! assert_eq!(buf, [0x5a; 8]);
+//! drop(guard);
+//! # Ok::<(), Error>(())
+//! ```
+
+use super::{range_fault, FaultedRange, PageKind, Range};
+use crate::{
+    alloc::flags::GFP_ATOMIC,
+    bindings,
+    error::Result,
+    mm::{Mm, MmWithUser},
+    mmu_notifier::{IntervalNotifierOps, MmuIntervalNotifier, NotifierGuard, NotifierRange},
+    page::{PAGE_SHIFT, PAGE_SIZE},
+    prelude::*,
+    xarray::{Value, XArray},
+};
+use core::marker::PhantomData;
+
+/// What a driver keeps in a [`Mirror`] besides its device page table.
+pub trait MirrorOps: Send + Sized {
+    /// Called on an invalidation of `range`, after the device page table lost the entries of
+    /// the range, with the mirror lock held; see [`crate::mmu_notifier`] for what it must not
+    /// do. The default does nothing more.
+    fn invalidate(_data: &mut Self, _range: &NotifierRange<'_>) {}
+}
+
+/// The state of a [`Mirror`]: the device page table and the driver's data.
+struct MirrorState<T> {
+    table: DevicePageTable,
+    data: T,
+}
+
+impl<T: MirrorOps> IntervalNotifierOps for MirrorState<T> {
+    fn invalidate(state: &mut Self, range: &NotifierRange<'_>) {
+        state.table.clear(range.start(), range.end());
+        T::invalidate(&mut state.data, range);
+    }
+}
+
+/// A device page table that follows the CPU page tables of a range of an address space.
+///
+/// Removed from the address space when dropped.
+#[pin_data]
+pub struct Mirror<T: MirrorOps> {
+    #[pin]
+    notifier: MmuIntervalNotifier<MirrorState<T>>,
+}
+
+impl<T: MirrorOps + 'static> Mirror<T> {
+    /// Mirrors `[start, start + length)` of `mm`, with `data` as the driver's state.
+    pub fn new(
+        mm: &MmWithUser,
+        start: usize,
+        length: usize,
+        data: T,
+    ) -> impl PinInit<Self, Error> + '_ {
+        let state = DevicePageTable::new().map(|table| MirrorState { table, data });
+        // SAFETY: The closure initialises the only field, `notifier`, in place or fails
+        // without having initialised anything.
+        unsafe {
+            kernel::init::pin_init_from_closure(move |slot: *mut Self| {
+                let state = state?;
+                let init = MmuIntervalNotifier::new(mm, start, length, state);
+                init.__pinned_init(core::ptr::addr_of_mut!((*slot).notifier))
+            })
+        }
+    }
+
+    /// Returns the address space the mirror follows.
+    #[inline]
+    pub fn mm(&self) -> &Mm {
+        self.notifier.mm()
+    }
+
+    /// Reads the CPU page tables of `range` ([`range_fault`]) and calls `commit` with the
+    /// result and the mirror locked; `commit` may [`MirrorCommit::map`] it into the device
+    /// page table.
+    pub fn fault<R>(
+        &self,
+        mm: &MmWithUser,
+        range: &mut Range<'_>,
+        commit: impl FnOnce(&mut MirrorCommit<'_, T>) -> R,
+    ) -> Result<R> {
+        range_fault(&self.notifier, mm, range, |state, range| {
+            commit(&mut MirrorCommit { state, range })
+        })
+    }
+
+    /// Takes the mirror lock.
+    #[inline]
+    pub fn lock(&self) -> MirrorGuard<'_, T> {
+        MirrorGuard {
+            guard: self.notifier.lock(),
+        }
+    }
+}
+
+/// The mirror lock, held: the device page table and the driver's data.
+pub struct MirrorGuard<'a, T: MirrorOps> {
+    guard: NotifierGuard<'a, MirrorState<T>>,
+}
+
+impl<T: MirrorOps> MirrorGuard<'_, T> {
+    /// The device page table.
+    #[inline]
+    pub fn table(&self) -> &DevicePageTable {
+        &self.guard.table
+    }
+
+    /// Removes the entries of `[start, end)` from the device page table.
+    #[inline]
+    pub fn clear(&mut self, start: usize, end: usize) {
+        self.guard.table.clear(start, end)
+    }
+
+    /// The driver's data.
+    #[inline]
+    pub fn data(&mut self) -> &mut T {
+        &mut self.guard.data
+    }
+}
+
+/// The commit step of [`Mirror::fault`]: a valid result, with the mirror locked.
+pub struct MirrorCommit<'a, T: MirrorOps> {
+    state: &'a mut MirrorState<T>,
+    range: FaultedRange<'a>,
+}
+
+impl<'a, T: MirrorOps> MirrorCommit<'a, T> {
+    /// The result of the fault.
+    #[inline]
+    pub fn range(&self) -> &FaultedRange<'a> {
+        &self.range
+    }
+
+    /// The device page table.
+    #[inline]
+    pub fn table(&self) -> &DevicePageTable {
+        &self.state.table
+    }
+
+    /// The driver's data.
+    #[inline]
+    pub fn data(&mut self) -> &mut T {
+        &mut self.state.data
+    }
+
+    /// Maps every page of the result into the device page table (writable where the CPU
+    /// mapping is).
+    ///
+    /// Fails with `EFAULT` if a page is not mapped (a [`Request::Snapshot`] result) or cannot
+    /// be accessed, `EOPNOTSUPP` for device-private memory, and `ENOMEM`; the pages before
+    /// the failing one are mapped.
+    ///
+    /// [`Request::Snapshot`]: super::Request::Snapshot
+    pub fn map(&mut self) -> Result {
+        for (addr, pfn) in self.range.iter() {
+            let kind = pfn.kind().ok_or(EFAULT)?;
+            if kind == PageKind::DevicePrivate {
+                return Err(EOPNOTSUPP);
+            }
+            let page = pfn.pfn().ok_or(EFAULT)?;
+            self.state.table.insert(addr, page, pfn.is_writable())?;
+        }
+        Ok(())
+    }
+}
+
+/// The device page table of a [`Mirror`]: for each mirrored virtual page, the CPU page and
+/// whether the device may write it.
+///
+/// Only reachable under the mirror lock; holds no reference on the pages.
+///
+/// # Invariants
+///
+/// Every entry maps the page index of a virtual address to `pfn << 1 | writable` for a page
+/// that the CPU maps at that address with that permission: an entry is inserted only from a
+/// validated [`range_fault`] result, and removed by every invalidation of its address, both
+/// under the mirror lock.
+pub struct DevicePageTable {
+    xa: Pin<KBox<XArray<Value>>>,
+}
+
+impl DevicePageTable {
+    fn new() -> Result<Self> {
+        Ok(Self {
+            xa: KBox::pin_init(XArray::new(), GFP_KERNEL)?,
+        })
+    }
+
+    fn insert(&mut self, addr: usize, pfn: usize, writable: bool) -> Result {
+        let entry = pfn
+            .checked_mul(2)
+            .and_then(|e| Value::new(e | usize::from(writable)))
+            .ok_or(EINVAL)?;
+        // The mirror lock is held, and an invalidation from reclaim takes it: no sleeping
+        // allocation here.
+        self.xa
+            .lock()
+            .store(addr >> PAGE_SHIFT, entry, GFP_ATOMIC)
+            .map(|_| ())
+            .map_err(|e| e.error)
+    }
+
+    /// Returns the page mapped at `addr` in the device page table, if any.
+    pub fn lookup(&self, addr: usize) -> Option<MirroredPage<'_>> {
+        let entry = self.xa.lock().get(addr >> PAGE_SHIFT)?.get();
+        // SAFETY: By the type invariant the pfn is of a page the CPU maps, which has a
+        // `struct page`.
+        let page = unsafe { bindings::pfn_to_page(entry >> 1) };
+        // INVARIANT: The entry is present under the mirror lock, which `&self` borrows.
+        Some(MirroredPage {
+            page,
+            writable: entry & 1 != 0,
+            _p: PhantomData,
+        })
+    }
+
+    /// Returns whether the device page table maps `addr`.
+    pub fn contains(&self, addr: usize) -> bool {
+        self.xa.lock().get(addr >> PAGE_SHIFT).is_some()
+    }
+
+    /// Removes the entries of `[start, end)`; walks only the entries that exist.
+    fn clear(&mut self, start: usize, end: usize) {
+        if end <= start {
+            return;
+        }
+        let (first, last) = (start >> PAGE_SHIFT, (end - 1) >> PAGE_SHIFT);
+        let mut guard = self.xa.lock();
+        while let Some((index, _)) = guard.find(first, last) {
+            guard.remove(index);
+        }
+    }
+}
+
+/// A CPU page mapped in a device page table, usable while the mirror lock is held.
+///
+/// # Invariants
+///
+/// `page` is a CPU-addressable page that the CPU maps at the mirrored address (writable if
+/// `writable`), and stays so for `'a`, the borrow of the locked [`DevicePageTable`].
+pub struct MirroredPage<'a> {
+    page: *mut bindings::page,
+    writable: bool,
+    _p: PhantomData<&'a DevicePageTable>,
+}
+
+impl MirroredPage<'_> {
+    /// Whether the device may write the page.
+    #[inline]
+    pub fn is_writable(&self) -> bool {
+        self.writable
+    }
+
+    /// Copies the first `dst.len()` bytes of the page into `dst` (at most a page).
+    pub fn read(&self, dst: &mut [u8]) -> Result {
+        if dst.len() > PAGE_SIZE {
+            return Err(EINVAL);
+        }
+        // SAFETY: The page is valid and CPU-addressable (type invariant); the mapping is
+        // released below, after the copy of at most a page.
+        unsafe {
+            let src = bindings::kmap_local_page(self.page);
+            core::ptr::copy_nonoverlapping(src.cast::<u8>(), dst.as_mut_ptr(), dst.len());
+            bindings::kunmap_local(src);
+        }
+        Ok(())
+    }
+
+    /// Copies `src` to the start of the page (at most a page). Fails with `EPERM` if the
+    /// page is not mapped writable.
+    pub fn write(&self, src: &[u8]) -> Result {
+        if src.len() > PAGE_SIZE {
+            return Err(EINVAL);
+        }
+        if !self.writable {
+            return Err(EPERM);
+        }
+        // SAFETY: The page is valid, CPU-addressable and writable (type invariant); the
+        // mapping is released below, after the copy of at most a page.
+        unsafe {
+            let dst = bindings::kmap_local_page(self.page);
+            core::ptr::copy_nonoverlapping(src.as_ptr(), dst.cast::<u8>(), src.len());
+            bindings::kunmap_local(dst);
+        }
+        Ok(())
+    }
+}
