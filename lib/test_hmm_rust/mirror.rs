@@ -9,6 +9,7 @@ use kernel::alloc::KVVec;
 use kernel::hmm::{HmmPfn, MirrorGuard, PageKind, Range, Request};
 use kernel::page::{PAGE_SHIFT, PAGE_SIZE};
 use kernel::prelude::*;
+use kernel::task::cond_resched;
 use kernel::uaccess::UserSlice;
 
 /// Pages faulted in by one `hmm_range_fault`, as in C.
@@ -128,6 +129,7 @@ impl Dmirror {
         mm.with_user(|mm| {
             let mut addr = start;
             while addr < end {
+                cond_resched();
                 let next = end.min(addr + FAULT_CHUNK_PAGES * PAGE_SIZE);
                 let mut range = Range::new(addr, next, request, Some(&self.mdevice.owner))?;
                 self.mirror.fault(mm, &mut range, |commit| commit.map())??;
@@ -189,7 +191,8 @@ impl Dmirror {
         mm.with_user(|mm| -> Result {
             let mut addr = range.start;
             while addr < range.end {
-                // The range is sized by the user: stop when asked to.
+                // The range is sized by the user: let others run, and stop when asked to.
+                cond_resched();
                 if kernel::current!().signal_pending() {
                     return Err(EINTR);
                 }

@@ -327,6 +327,8 @@ pub fn range_fault<T: IntervalNotifierOps, R>(
     let timeout =
         jiffies().wrapping_add(unsafe { bindings::__msecs_to_jiffies(RANGE_DEFAULT_TIMEOUT_MS) });
     loop {
+        // Invalidations may keep the read busy: let them run.
+        crate::task::cond_resched();
         // `time_after(jiffies, timeout)`.
         if (timeout.wrapping_sub(jiffies()) as isize) < 0 {
             return Err(EBUSY);

@@ -144,4 +144,9 @@ if [ ! -x "$BUILD/dmirror-checks" ] || [ "$CHECKS" -nt "$BUILD/dmirror-checks" ]
 	step "dmirror-checks (static)"
 	gcc -static -Wall -O2 -I "$KSRC" -isystem "$KSRC/usr/include" -o "$BUILD/dmirror-checks" "$CHECKS"
 fi
+FUZZ=$REPO/tools/testing/rust-hmm/dmirror-fuzz.c
+if [ ! -x "$BUILD/dmirror-fuzz" ] || [ "$FUZZ" -nt "$BUILD/dmirror-fuzz" ]; then
+	step "dmirror-fuzz (static)"
+	gcc -static -Wall -O2 -I "$KSRC" -isystem "$KSRC/usr/include" -o "$BUILD/dmirror-fuzz" "$FUZZ" -lpthread
+fi
 step "done"

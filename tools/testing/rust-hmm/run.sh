@@ -7,7 +7,9 @@
 #
 # Environment: RUST_HMM_TIMEOUT (seconds for the whole boot, default 900),
 # RUST_HMM_SUITES (default "c,rust"), RUST_HMM_SKIP_BUILD=1, RUST_HMM_KMEMLEAK=0 (skip the
-# kmemleak scans, which take about a minute under TCG; the verdict then says so).
+# kmemleak scans, which take about a minute under TCG; the verdict then says so),
+# RUST_HMM_FUZZ (ioctls of dmirror-fuzz per Rust device node, default 2000; 0: none),
+# RUST_HMM_FUZZ_SEED.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -18,6 +20,8 @@ LOGS=$BUILD/logs
 TIMEOUT=${RUST_HMM_TIMEOUT:-900}
 SUITES=${RUST_HMM_SUITES:-c,rust}
 KMEMLEAK=${RUST_HMM_KMEMLEAK:-1}
+FUZZ=${RUST_HMM_FUZZ:-2000}
+FUZZ_SEED=${RUST_HMM_FUZZ_SEED:-20261125}
 
 "$HERE/setup.sh"
 [ "${RUST_HMM_SKIP_BUILD:-0}" = 1 ] || "$HERE/build.sh"
@@ -28,7 +32,7 @@ rm -rf "$root"
 mkdir -p "$root"/{bin,dev,proc,sys,tmp,lib/modules}
 cp /bin/busybox "$root/bin/busybox"
 cp "$HERE/init.sh" "$root/init"
-cp "$BUILD/hmm-tests" "$BUILD/dmirror-checks" "$root/bin/"
+cp "$BUILD/hmm-tests" "$BUILD/dmirror-checks" "$BUILD/dmirror-fuzz" "$root/bin/"
 cp "$KSRC/lib/test_hmm.ko" "$KSRC/lib/test_hmm_rust/test_hmm_rust.ko" "$root/lib/modules/"
 (cd "$root" && find . | cpio -o -H newc --quiet) >"$BUILD/initramfs.cpio"
 
@@ -39,7 +43,7 @@ set +e
 timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 \
 	-accel tcg -cpu max -smp 2 -m 6G \
 	-kernel "$KSRC/arch/x86/boot/bzImage" -initrd "$BUILD/initramfs.cpio" \
-	-append "console=ttyS0 oops=panic panic=-1 transparent_hugepage=madvise memmap=256M\$0x140000000 memmap=256M\$0x150000000 rust_hmm.tests=$SUITES rust_hmm.kmemleak=$KMEMLEAK" \
+	-append "console=ttyS0 oops=panic panic=-1 transparent_hugepage=madvise memmap=256M\$0x140000000 memmap=256M\$0x150000000 rust_hmm.tests=$SUITES rust_hmm.kmemleak=$KMEMLEAK rust_hmm.fuzz=$FUZZ rust_hmm.fuzz_seed=$FUZZ_SEED" \
 	-display none -monitor none -no-reboot \
 	-serial "file:$LOGS/console.log" -serial "file:$LOGS/results.log" \
 	</dev/null >"$LOGS/qemu.log" 2>&1
