@@ -136,10 +136,7 @@ impl<'o> Range<'o> {
         if npages > RANGE_MAX_PAGES {
             return Err(EINVAL);
         }
-        let mut pfns = KVVec::with_capacity(npages, GFP_KERNEL)?;
-        for _ in 0..npages {
-            pfns.push(0, GFP_KERNEL)?;
-        }
+        let pfns = KVVec::from_elem(0, npages, GFP_KERNEL)?;
         Ok(Self {
             start,
             end,
