@@ -16,7 +16,7 @@ use kernel::uaccess::UserSlice;
 
 /// The most pages one READ or WRITE may name: the C module has no limit and fails its
 /// `vmalloc` of the bounce buffer instead; here the buffer is capped at 64 MiB.
-pub(crate) const MAX_BOUNCE_PAGES: u64 = (64 << 20) / PAGE_SIZE as u64;
+pub(crate) const MAX_BOUNCE_PAGES: usize = (64 << 20) / PAGE_SIZE;
 
 /// What the mirror of an open file keeps besides its device page table: nothing yet.
 pub(crate) struct DmirrorData;
@@ -45,8 +45,9 @@ impl CheckedRange {
     /// The C module computes `addr + (npages << PAGE_SHIFT)` in wrapping arithmetic, so a huge
     /// `npages` can pass its check; here any overflow is `EINVAL`.
     fn new(cmd: &HmmDmirrorCmd) -> Result<Self> {
+        const PAGE_OFFSET_MASK: u64 = PAGE_SIZE as u64 - 1;
         let page_size = PAGE_SIZE as u64;
-        if cmd.addr % page_size != 0 {
+        if cmd.addr & PAGE_OFFSET_MASK != 0 {
             return Err(EINVAL);
         }
         let len = cmd.npages.checked_mul(page_size).ok_or(EINVAL)?;
@@ -59,6 +60,14 @@ impl CheckedRange {
             end: usize::try_from(end)?,
             npages: usize::try_from(cmd.npages)?,
         })
+    }
+
+    /// The address of page `i` of the range; `EINVAL` past its end.
+    pub(crate) fn page_addr(&self, i: usize) -> Result<usize> {
+        i.checked_mul(PAGE_SIZE)
+            .and_then(|offset| self.start.checked_add(offset))
+            .filter(|&addr| addr < self.end)
+            .ok_or(EINVAL)
     }
 }
 

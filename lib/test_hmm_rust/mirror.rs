@@ -7,13 +7,33 @@ use crate::dmirror::{CheckedRange, Dmirror, DmirrorData, MAX_BOUNCE_PAGES};
 use crate::uapi::*;
 use kernel::alloc::KVVec;
 use kernel::hmm::{HmmPfn, MirrorGuard, PageKind, Range, Request};
-use kernel::page::{PAGE_SHIFT, PAGE_SIZE};
+use kernel::mm::{PMD_SHIFT, PUD_SHIFT};
+use kernel::page::PAGE_SIZE;
 use kernel::prelude::*;
-use kernel::task::cond_resched;
+use kernel::task::{cond_resched, fatal_signal_pending};
 use kernel::uaccess::UserSlice;
 
 /// Pages faulted in by one `hmm_range_fault`, as in C.
 const FAULT_CHUNK_PAGES: usize = 64;
+
+/// The bytes of a chunk of [`FAULT_CHUNK_PAGES`].
+const FAULT_CHUNK_SIZE: usize = FAULT_CHUNK_PAGES * PAGE_SIZE;
+
+/// The end of the chunk that starts at `addr`, within `[addr, end)`.
+///
+/// C computes `addr + FAULT_CHUNK_SIZE` in wrapping arithmetic. When that wraps (the range
+/// ends within a chunk of the top of the address space, where nothing can be mapped), C's
+/// page walk gets an inverted range and fails with `EINVAL`: so does this.
+fn chunk_end(addr: usize, end: usize) -> Result<usize> {
+    Ok(addr.checked_add(FAULT_CHUNK_SIZE).ok_or(EINVAL)?.min(end))
+}
+
+/// [`chunk_end`] for SNAPSHOT, which C reads with a temporary notifier over the chunk: the
+/// notifier's insertion fails first, with `EOVERFLOW`, when the chunk's last byte wraps.
+fn snapshot_chunk_end(addr: usize, end: usize) -> Result<usize> {
+    addr.checked_add(FAULT_CHUNK_SIZE - 1).ok_or(EOVERFLOW)?;
+    chunk_end(addr, end)
+}
 
 /// A kernel copy of the user's buffer for the pages of a range.
 struct Bounce {
@@ -24,19 +44,27 @@ struct Bounce {
 
 impl Bounce {
     fn new(range: &CheckedRange) -> Result<Self> {
-        if range.npages as u64 > MAX_BOUNCE_PAGES {
+        if range.npages > MAX_BOUNCE_PAGES {
             return Err(EINVAL);
         }
+        let len = range.npages.checked_mul(PAGE_SIZE).ok_or(EINVAL)?;
         Ok(Self {
-            buf: KVVec::from_elem(0u8, range.npages * PAGE_SIZE, GFP_KERNEL)?,
+            buf: KVVec::from_elem(0u8, len, GFP_KERNEL)?,
             cpages: 0,
         })
     }
 
-    /// The part of the buffer for page `i` of the range.
-    fn page(&mut self, i: usize) -> Result<&mut [u8]> {
-        let start = i.checked_mul(PAGE_SIZE).ok_or(EINVAL)?;
-        self.buf.get_mut(start..start + PAGE_SIZE).ok_or(EINVAL)
+    /// The part of the buffer for the next page to copy, `cpages`.
+    fn next_page(&mut self) -> Result<&mut [u8]> {
+        let start = self.cpages.checked_mul(PAGE_SIZE).ok_or(EINVAL)?;
+        let end = start.checked_add(PAGE_SIZE).ok_or(EINVAL)?;
+        self.buf.get_mut(start..end).ok_or(EINVAL)
+    }
+
+    /// Records that one more page was copied.
+    fn advance(&mut self) {
+        // Bounded by `npages`, itself bounded by `MAX_BOUNCE_PAGES`.
+        self.cpages = self.cpages.saturating_add(1);
     }
 }
 
@@ -64,10 +92,10 @@ fn do_read(
     bounce: &mut Bounce,
 ) -> StepResult {
     while bounce.cpages < range.npages {
-        let addr = range.start + (bounce.cpages << PAGE_SHIFT);
+        let addr = range.page_addr(bounce.cpages)?;
         let page = guard.table().lookup(addr).ok_or(Access::Missing)?;
-        page.read(bounce.page(bounce.cpages)?)?;
-        bounce.cpages += 1;
+        page.read(bounce.next_page()?)?;
+        bounce.advance();
     }
     Ok(())
 }
@@ -80,13 +108,13 @@ fn do_write(
     bounce: &mut Bounce,
 ) -> StepResult {
     while bounce.cpages < range.npages {
-        let addr = range.start + (bounce.cpages << PAGE_SHIFT);
+        let addr = range.page_addr(bounce.cpages)?;
         let page = guard.table().lookup(addr).ok_or(Access::Missing)?;
         if !page.is_writable() {
             return Err(Access::Missing);
         }
-        page.write(bounce.page(bounce.cpages)?)?;
-        bounce.cpages += 1;
+        page.write(bounce.next_page()?)?;
+        bounce.advance();
     }
     Ok(())
 }
@@ -111,16 +139,13 @@ fn snapshot_entry(pfn: &HmmPfn<'_>) -> u8 {
     } else {
         HMM_DMIRROR_PROT_READ
     };
-    match pfn.map_order() + PAGE_SHIFT as u32 {
+    match pfn.map_shift() {
         PMD_SHIFT => perm |= HMM_DMIRROR_PROT_PMD,
         PUD_SHIFT => perm |= HMM_DMIRROR_PROT_PUD,
         _ => {}
     }
     perm
 }
-
-const PMD_SHIFT: u32 = 21;
-const PUD_SHIFT: u32 = 30;
 
 impl Dmirror {
     /// Faults `[start, end)` into the device page table (`dmirror_fault`).
@@ -130,7 +155,7 @@ impl Dmirror {
             let mut addr = start;
             while addr < end {
                 cond_resched();
-                let next = end.min(addr + FAULT_CHUNK_PAGES * PAGE_SIZE);
+                let next = chunk_end(addr, end)?;
                 let mut range = Range::new(addr, next, request, Some(&self.mdevice.owner))?;
                 self.mirror.fault(mm, &mut range, |commit| commit.map())??;
                 addr = next;
@@ -143,6 +168,9 @@ impl Dmirror {
 
     /// Runs `step` over the range under the mirror lock, faulting the missing pages in with
     /// `request` and going on, until it completes (`dmirror_read`/`dmirror_write`).
+    ///
+    /// Another thread may invalidate the pages as fast as they are faulted in, forever: the
+    /// loop stops with `EINTR` when the task is killed (C's does not stop at all).
     fn access(
         &self,
         cmd: &mut HmmDmirrorCmd,
@@ -157,13 +185,19 @@ impl Dmirror {
                 Err(Access::Failed(e)) => break Err(e),
                 Err(Access::Missing) => {}
             }
-            let start = range.start + (bounce.cpages << PAGE_SHIFT);
+            if fatal_signal_pending() {
+                break Err(EINTR);
+            }
+            let start = match range.page_addr(bounce.cpages) {
+                Ok(start) => start,
+                Err(e) => break Err(e),
+            };
             if let Err(e) = self.fault(start, range.end, request) {
                 break Err(e);
             }
-            cmd.faults += 1;
+            cmd.faults = cmd.faults.saturating_add(1);
         };
-        cmd.cpages = bounce.cpages as u64;
+        cmd.cpages = u64::try_from(bounce.cpages)?;
         ret
     }
 
@@ -191,25 +225,24 @@ impl Dmirror {
         mm.with_user(|mm| -> Result {
             let mut addr = range.start;
             while addr < range.end {
-                // The range is sized by the user: let others run, and stop when asked to.
+                // The range is sized by the user: let others run, and stop if the task is
+                // killed. Other signals do not interrupt it, as in C.
                 cond_resched();
-                if kernel::current!().signal_pending() {
+                if fatal_signal_pending() {
                     return Err(EINTR);
                 }
-                let next = range.end.min(addr + FAULT_CHUNK_PAGES * PAGE_SIZE);
+                let next = snapshot_chunk_end(addr, range.end)?;
                 let mut hmm_range =
                     Range::new(addr, next, Request::Snapshot, Some(&self.mdevice.owner))?;
                 let mut perm = [0u8; FAULT_CHUNK_PAGES];
                 let n = self.mirror.fault(mm, &mut hmm_range, |commit| {
-                    let mut n = 0;
-                    for (slot, (_, pfn)) in perm.iter_mut().zip(commit.range().iter()) {
-                        *slot = snapshot_entry(&pfn);
-                        n += 1;
-                    }
-                    n
+                    perm.iter_mut()
+                        .zip(commit.range().iter())
+                        .map(|(slot, (_, pfn))| *slot = snapshot_entry(&pfn))
+                        .count()
                 })?;
-                out.write_slice(&perm[..n])?;
-                cmd.cpages += n as u64;
+                out.write_slice(perm.get(..n).ok_or(EINVAL)?)?;
+                cmd.cpages = cmd.cpages.saturating_add(u64::try_from(n)?);
                 addr = next;
             }
             Ok(())

@@ -8,6 +8,11 @@
 //! memory; minors 2 and 3 device-coherent memory, and exist only when both `spm_addr_dev0`
 //! and `spm_addr_dev1` are given. As in the C module, minor 2 uses `spm_addr_dev1` and minor
 //! 3 `spm_addr_dev0`.
+//!
+//! Every number from an ioctl is the user's: arithmetic on it must not overflow (a panic is a
+//! kernel BUG), so the crate denies unchecked arithmetic.
+
+#![deny(clippy::arithmetic_side_effects)]
 
 use kernel::cdev::{ChrdevRegion, Registration};
 use kernel::prelude::*;
@@ -46,7 +51,7 @@ module! {
 struct HmmDmirror {
     // Dropped before the region they live in.
     _devices: KVec<Pin<KBox<Registration<Dmirror>>>>,
-    _region: ChrdevRegion,
+    _region: Arc<ChrdevRegion>,
 }
 
 /// The memory of each minor that exists, from the module parameters.

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
+#include <linux/highmem.h>
 #include <linux/mm.h>
 #include <linux/mmap_lock.h>
 #include <linux/sched/mm.h>
@@ -53,4 +54,16 @@ struct vm_area_struct *rust_helper_vma_lookup(struct mm_struct *mm,
 					      unsigned long addr)
 {
 	return vma_lookup(mm, addr);
+}
+
+void rust_helper_memcpy_from_page(char *to, struct page *page, size_t offset,
+				  size_t len)
+{
+	memcpy_from_page(to, page, offset, len);
+}
+
+void rust_helper_memcpy_to_page(struct page *page, size_t offset,
+				const char *from, size_t len)
+{
+	memcpy_to_page(page, offset, from, len);
 }

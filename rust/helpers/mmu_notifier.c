@@ -2,6 +2,8 @@
 
 #include <linux/mmu_notifier.h>
 
+#ifdef CONFIG_MMU_NOTIFIER
+
 void rust_helper_mmu_interval_set_seq(struct mmu_interval_notifier *interval_sub,
 				      unsigned long cur_seq)
 {
@@ -19,3 +21,5 @@ bool rust_helper_mmu_interval_check_retry(struct mmu_interval_notifier *interval
 {
 	return mmu_interval_check_retry(interval_sub, seq);
 }
+
+#endif /* CONFIG_MMU_NOTIFIER */

@@ -26,13 +26,3 @@ int rust_helper_xa_err(void *entry)
 {
 	return xa_err(entry);
 }
-
-int rust_helper_xa_reserve(struct xarray *xa, unsigned long index, gfp_t gfp)
-{
-	return xa_reserve(xa, index, gfp);
-}
-
-void rust_helper_xa_release(struct xarray *xa, unsigned long index)
-{
-	xa_release(xa, index);
-}

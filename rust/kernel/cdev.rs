@@ -5,7 +5,8 @@
 //!
 //! A driver allocates a [`ChrdevRegion`] once, then registers one [`Registration`] per minor.
 //! Each registration creates `/dev/<name>` (through devtmpfs) and calls the driver's
-//! [`Operations`] for every file opened on it.
+//! [`Operations`] for every file opened on it. A registration holds a reference to its
+//! region, so the device numbers cannot be released while a device still uses them.
 //!
 //! C header: [`include/linux/cdev.h`](srctree/include/linux/cdev.h)
 //!
@@ -45,10 +46,12 @@
 //!     GFP_KERNEL,
 //! )?;
 //! assert_eq!(reg.minor(), 1);
+//! assert_eq!(reg.region().major(), region.major());
 //! assert_eq!(*reg.data(), 42);
+//! // The registration keeps the region: dropping the driver's reference first is fine.
+//! drop(region);
 //! // Dropping the registration removes the device, then the region is released.
 //! drop(reg);
-//! drop(region);
 //! # Ok::<(), Error>(())
 //! ```
 
@@ -60,10 +63,40 @@ use crate::{
     mm::virt::VmaNew,
     prelude::*,
     str::CStr,
+    sync::Arc,
     types::{ForeignOwnable, Opaque},
     ThisModule,
 };
 use core::{marker::PhantomData, ptr::addr_of};
+
+crate::layout::assert_c_layout!(inode {
+    __bindgen_anon_4.i_cdev: RUST_LAYOUT_inode_i_cdev,
+});
+crate::layout::assert_c_layout!(file_operations {
+    size: RUST_LAYOUT_file_operations_SIZE,
+    align: RUST_LAYOUT_file_operations_ALIGN,
+    owner: RUST_LAYOUT_file_operations_owner,
+    llseek: RUST_LAYOUT_file_operations_llseek,
+    unlocked_ioctl: RUST_LAYOUT_file_operations_unlocked_ioctl,
+    mmap: RUST_LAYOUT_file_operations_mmap,
+    open: RUST_LAYOUT_file_operations_open,
+    release: RUST_LAYOUT_file_operations_release,
+});
+crate::layout::assert_c_layout!(cdev {
+    size: RUST_LAYOUT_cdev_SIZE,
+    align: RUST_LAYOUT_cdev_ALIGN,
+    owner: RUST_LAYOUT_cdev_owner,
+});
+crate::layout::assert_c_layout!(device {
+    size: RUST_LAYOUT_device_SIZE,
+    align: RUST_LAYOUT_device_ALIGN,
+    devt: RUST_LAYOUT_device_devt,
+    release: RUST_LAYOUT_device_release,
+});
+crate::layout::assert_c_layout!(completion {
+    size: RUST_LAYOUT_completion_SIZE,
+    align: RUST_LAYOUT_completion_ALIGN,
+});
 
 /// The number of bits of a device number that hold the minor (`MINORBITS`).
 const MINOR_BITS: u32 = 20;
@@ -81,7 +114,10 @@ pub struct ChrdevRegion {
 
 impl ChrdevRegion {
     /// Allocates `count` device numbers with a free major, named `name` in `/proc/devices`.
-    pub fn new(count: u32, name: &'static CStr) -> Result<Self> {
+    ///
+    /// The region is shared with the [`Registration`]s in it, and released with the last of
+    /// them.
+    pub fn new(count: u32, name: &'static CStr) -> Result<Arc<Self>> {
         if count == 0 || count > 1 << MINOR_BITS {
             return Err(EINVAL);
         }
@@ -91,8 +127,9 @@ impl ChrdevRegion {
         to_result(unsafe {
             bindings::alloc_chrdev_region(&mut base, 0, count, name.as_char_ptr())
         })?;
-        // INVARIANT: The call succeeded, so `count` numbers from `base` are ours.
-        Ok(Self { base, count })
+        // INVARIANT: The call succeeded, so `count` numbers from `base` are ours. If the
+        // allocation of the `Arc` fails, dropping the region releases them.
+        Ok(Arc::new(Self { base, count }, GFP_KERNEL)?)
     }
 
     /// Returns the major number of the region.
@@ -174,6 +211,8 @@ pub struct Registration<T: Operations> {
     data: T::Data,
     #[pin]
     chardev: CharDevice,
+    /// The region of the device's number, dropped after the device is removed.
+    region: Arc<ChrdevRegion>,
     _t: PhantomData<T>,
 }
 
@@ -207,7 +246,7 @@ impl<T: Operations> Registration<T> {
     ///
     /// An open file holds a reference to `module`, so the module cannot go away under it.
     pub fn new<'a>(
-        region: &'a ChrdevRegion,
+        region: &'a Arc<ChrdevRegion>,
         index: u32,
         name: &'a CStr,
         module: &'static ThisModule,
@@ -226,6 +265,7 @@ impl<T: Operations> Registration<T> {
                 module,
                 &OperationsVtable::<T>::VTABLE,
             ),
+            region: region.clone(),
             _t: PhantomData,
         }? Error)
     }
@@ -242,6 +282,12 @@ impl<T: Operations> Registration<T> {
         // SAFETY: `dev` is initialised (type invariant) and `devt` is not changed after it.
         let devt = unsafe { (*self.chardev.dev.get()).devt };
         devt & ((1 << MINOR_BITS) - 1)
+    }
+
+    /// Returns the region the device's number belongs to.
+    #[inline]
+    pub fn region(&self) -> &Arc<ChrdevRegion> {
+        &self.region
     }
 }
 

@@ -7,7 +7,13 @@
 //! [`MmuIntervalNotifier`], `hmm_range_fault` under the mmap read lock (retrying on `EBUSY`),
 //! then take the notifier lock and check that no invalidation ran in between; only then is
 //! the result handed to the caller's `commit`, with the notifier's state locked. The loop
-//! gives up with `EBUSY` after [`RANGE_DEFAULT_TIMEOUT_MS`].
+//! gives up with `EBUSY` after [`RANGE_DEFAULT_TIMEOUT_MS`], and with `EINTR` when the task is
+//! being killed. [`range_fault_locked`] is the same loop for a caller that already holds the
+//! mmap read lock (a CPU fault handler, device-exclusive access).
+//!
+//! A range must lie inside the notifier's interval: a page outside it would get no
+//! invalidation, and a device table filled from it would keep pointing at the page after it
+//! is freed. (`hmm_range_fault` itself does not check this on 6.12.)
 //!
 //! The pages in a result are not referenced: only the invalidation protocol keeps them
 //! alive, so a result ([`FaultedRange`], [`HmmPfn`]) exists only inside `commit`. To keep
@@ -20,11 +26,13 @@ use crate::{
     alloc::KVVec,
     bindings,
     error::{to_result, Result},
-    ffi::c_void,
-    mm::MmWithUser,
+    ffi::{c_ulong, c_void},
+    mm::{MmWithUser, MmapReadGuard},
     mmu_notifier::{IntervalNotifierOps, MmuIntervalNotifier},
-    page::PAGE_SIZE,
+    page::{PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
+    task::{cond_resched, fatal_signal_pending},
+    time::msecs_to_jiffies,
     types::Opaque,
 };
 use core::marker::PhantomData;
@@ -44,6 +52,19 @@ const PFN_WRITE: usize = bindings::hmm_pfn_flags_HMM_PFN_WRITE;
 const PFN_ERROR: usize = bindings::hmm_pfn_flags_HMM_PFN_ERROR;
 const PFN_ORDER_SHIFT: u32 = bindings::hmm_pfn_flags_HMM_PFN_ORDER_SHIFT as u32;
 const PFN_FLAGS: usize = bindings::hmm_pfn_flags_HMM_PFN_FLAGS;
+
+crate::layout::assert_c_layout!(hmm_range {
+    size: RUST_LAYOUT_hmm_range_SIZE,
+    align: RUST_LAYOUT_hmm_range_ALIGN,
+    notifier: RUST_LAYOUT_hmm_range_notifier,
+    notifier_seq: RUST_LAYOUT_hmm_range_notifier_seq,
+    start: RUST_LAYOUT_hmm_range_start,
+    end: RUST_LAYOUT_hmm_range_end,
+    hmm_pfns: RUST_LAYOUT_hmm_range_hmm_pfns,
+    default_flags: RUST_LAYOUT_hmm_range_default_flags,
+    pfn_flags_mask: RUST_LAYOUT_hmm_range_pfn_flags_mask,
+    dev_private_owner: RUST_LAYOUT_hmm_range_dev_private_owner,
+});
 
 /// The owner of device memory: its address tells HMM which device-private pages are "ours".
 ///
@@ -158,8 +179,15 @@ impl<'o> Range<'o> {
         self.end
     }
 
-    /// Runs `hmm_range_fault` once, with the mmap read lock of `mm` held by the caller.
-    fn fault_once(&mut self, notifier: *mut bindings::mmu_interval_notifier, seq: usize) -> Result {
+    /// Runs `hmm_range_fault` once.
+    ///
+    /// The caller holds the mmap read lock of the notifier's mm, the notifier is inserted and
+    /// covers the range, and `seq` was read from it.
+    fn fault_once(
+        &mut self,
+        notifier: *mut bindings::mmu_interval_notifier,
+        seq: c_ulong,
+    ) -> Result {
         let flags = self.request.default_flags();
         let mut raw = bindings::hmm_range {
             notifier,
@@ -172,7 +200,8 @@ impl<'o> Range<'o> {
             dev_private_owner: self.owner.map_or(core::ptr::null_mut(), |o| o.as_ptr()),
         };
         // SAFETY: `raw` describes this range and its array, which has one entry per page; the
-        // caller holds the mmap read lock of the notifier's mm and the notifier is inserted.
+        // caller holds the mmap read lock of the notifier's mm, and the notifier is inserted
+        // and covers the range.
         to_result(unsafe { bindings::hmm_range_fault(&mut raw) })
     }
 }
@@ -224,6 +253,14 @@ impl HmmPfn<'_> {
     #[inline]
     pub fn map_order(&self) -> u32 {
         ((self.raw >> PFN_ORDER_SHIFT) & 0x1f) as u32
+    }
+
+    /// The shift of the size of the CPU mapping: [`PAGE_SHIFT`] for a PTE,
+    /// [`PMD_SHIFT`](crate::mm::PMD_SHIFT) or [`PUD_SHIFT`](crate::mm::PUD_SHIFT) for a huge
+    /// mapping.
+    #[inline]
+    pub fn map_shift(&self) -> u32 {
+        self.map_order() + PAGE_SHIFT as u32
     }
 
     /// The page frame number, if a page is mapped.
@@ -294,55 +331,112 @@ impl<'a> FaultedRange<'a> {
 }
 
 /// Reads `jiffies`.
-fn jiffies() -> usize {
+fn jiffies() -> c_ulong {
     // SAFETY: `jiffies` is a valid static that the timer interrupt updates; a volatile read
     // of the aligned word is what the C `READ_ONCE(jiffies)` does.
     unsafe { core::ptr::read_volatile(&raw const bindings::jiffies) }
+}
+
+/// Checks that `range` can be read for `notifier` in `mm`: `EINVAL` if `mm` is not the
+/// notifier's or the range is not inside the notifier's interval.
+fn check_range<T: IntervalNotifierOps>(
+    notifier: &MmuIntervalNotifier<T>,
+    mm: &MmWithUser,
+    range: &Range<'_>,
+) -> Result {
+    if !core::ptr::eq(mm.as_raw(), notifier.mm().as_raw()) {
+        return Err(EINVAL);
+    }
+    if !notifier.covers(range.start, range.end) {
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
+/// The canonical HMM loop: `fault` reads the range for a sequence, then `commit` runs under
+/// the notifier lock if no invalidation ran since.
+fn fault_loop<T: IntervalNotifierOps, R>(
+    notifier: &MmuIntervalNotifier<T>,
+    range: &mut Range<'_>,
+    mut fault: impl FnMut(&mut Range<'_>, c_ulong) -> Result,
+    commit: impl FnOnce(&mut T, FaultedRange<'_>) -> R,
+) -> Result<R> {
+    let timeout = jiffies().wrapping_add(msecs_to_jiffies(RANGE_DEFAULT_TIMEOUT_MS));
+    loop {
+        // Invalidations may keep the read busy: let them run, unless the task is dying.
+        if fatal_signal_pending() {
+            return Err(EINTR);
+        }
+        cond_resched();
+        // `time_after(jiffies, timeout)`.
+        if (timeout.wrapping_sub(jiffies()) as isize) < 0 {
+            return Err(EBUSY);
+        }
+        let seq = notifier.read_begin();
+        match fault(range, seq.raw()) {
+            Err(e) if e == EBUSY => continue,
+            Err(e) => return Err(e),
+            Ok(()) => {}
+        }
+        let Some(mut state) = seq.lock_if_unchanged() else {
+            continue;
+        };
+        return Ok(commit(&mut state, FaultedRange { range }));
+    }
 }
 
 /// Reads the CPU page tables of `range` and hands the result to `commit`, with the state of
 /// `notifier` locked and no invalidation since the read (the canonical HMM loop).
 ///
 /// `mm` is the notifier's address space, its users pinned by the caller (see
-/// [`Mm::with_user`](crate::mm::Mm::with_user)). Returns `EBUSY` if invalidations kept
-/// interrupting the read for [`RANGE_DEFAULT_TIMEOUT_MS`], `EINVAL` if `mm` is not the
-/// notifier's or the range is outside it, and what `hmm_range_fault` returns: `EFAULT` for
-/// an address with no VMA, or one whose VMA does not allow the request, `EPERM` for a write
-/// to a read-only mapping.
+/// [`Mm::with_user`](crate::mm::Mm::with_user)). Returns `EINVAL` if `mm` is not the
+/// notifier's or the range is not inside the notifier's interval, `EBUSY` if invalidations
+/// kept interrupting the read for [`RANGE_DEFAULT_TIMEOUT_MS`], `EINTR` if the task is being
+/// killed, and what `hmm_range_fault` returns: `EFAULT` for an address with no VMA, or one
+/// whose VMA does not allow the request, `EPERM` for a write to a read-only mapping.
 ///
-/// `commit` runs under the notifier lock: see [`crate::mmu_notifier`] for what it must not do.
+/// # Context
+///
+/// Sleeps. Takes the mmap read lock of `mm` (killable), then the notifier lock: call it with
+/// neither held. With the mmap lock already held use [`range_fault_locked`]: taking a read
+/// lock twice deadlocks once a writer waits between the two. `commit` runs under the notifier
+/// lock: see [`crate::mmu_notifier`] for what it must not do.
 pub fn range_fault<T: IntervalNotifierOps, R>(
     notifier: &MmuIntervalNotifier<T>,
     mm: &MmWithUser,
     range: &mut Range<'_>,
     commit: impl FnOnce(&mut T, FaultedRange<'_>) -> R,
 ) -> Result<R> {
-    if !core::ptr::eq(mm.as_raw(), notifier.mm().as_raw()) {
-        return Err(EINVAL);
-    }
-    // SAFETY: Just an arithmetic function.
-    let timeout =
-        jiffies().wrapping_add(unsafe { bindings::__msecs_to_jiffies(RANGE_DEFAULT_TIMEOUT_MS) });
-    loop {
-        // Invalidations may keep the read busy: let them run.
-        crate::task::cond_resched();
-        // `time_after(jiffies, timeout)`.
-        if (timeout.wrapping_sub(jiffies()) as isize) < 0 {
-            return Err(EBUSY);
-        }
-        let seq = notifier.read_begin();
-        let ret = {
-            let _lock = mm.mmap_read_lock();
-            range.fault_once(notifier.as_raw(), seq.raw())
-        };
-        match ret {
-            Err(e) if e == EBUSY => continue,
-            Err(e) => return Err(e),
-            Ok(()) => {}
-        }
-        let Some(mut state) = notifier.lock_if_unchanged(seq) else {
-            continue;
-        };
-        return Ok(commit(&mut state, FaultedRange { range }));
-    }
+    check_range(notifier, mm, range)?;
+    fault_loop(
+        notifier,
+        range,
+        |range, seq| {
+            let _lock = mm.mmap_read_lock_killable()?;
+            range.fault_once(notifier.as_raw(), seq)
+        },
+        commit,
+    )
+}
+
+/// [`range_fault`] for a caller that holds the mmap read lock of the notifier's address space.
+///
+/// # Context
+///
+/// Sleeps; takes the notifier lock, which must not be held. The mmap lock stays held
+/// throughout, so an invalidation that needs it for writing (munmap) cannot run meanwhile.
+pub fn range_fault_locked<T: IntervalNotifierOps, R>(
+    notifier: &MmuIntervalNotifier<T>,
+    mmap: &MmapReadGuard<'_>,
+    range: &mut Range<'_>,
+    commit: impl FnOnce(&mut T, FaultedRange<'_>) -> R,
+) -> Result<R> {
+    check_range(notifier, mmap.mm(), range)?;
+    fault_loop(
+        notifier,
+        range,
+        // The guard proves that the mmap read lock is held.
+        |range, seq| range.fault_once(notifier.as_raw(), seq),
+        commit,
+    )
 }

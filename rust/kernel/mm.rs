@@ -40,17 +40,19 @@ use crate::{
     error::{to_result, Result},
     types::{ARef, AlwaysRefCounted, Opaque},
 };
-use core::{marker::PhantomData, mem::offset_of, ops::Deref, ptr::NonNull};
+use core::{marker::PhantomData, ops::Deref, ptr::NonNull};
 
-// bindgen can lay out a C struct differently from the C compiler (an empty struct with an
-// alignment attribute, such as `sched_statistics` without CONFIG_SCHEDSTATS, comes out without
-// its alignment). Check the fields read here against the offsets the C compiler computed.
-const _: () = assert!(
-    offset_of!(bindings::task_struct, mm) == bindings::RUST_LAYOUT_TASK_STRUCT_MM,
-    "bindgen's layout of task_struct differs from C's"
-);
+crate::layout::assert_c_layout!(task_struct {
+    mm: RUST_LAYOUT_task_struct_mm
+});
 
 pub mod virt;
+
+/// The shift of the size a PMD entry maps (2 MiB on x86-64).
+pub const PMD_SHIFT: u32 = bindings::PMD_SHIFT;
+
+/// The shift of the size a PUD entry maps (1 GiB on x86-64).
+pub const PUD_SHIFT: u32 = bindings::PUD_SHIFT;
 
 /// An address space, kept alive by a reference on `mm_count` (`mmgrab`).
 ///
@@ -247,6 +249,7 @@ unsafe fn vma_lookup<'a>(mm: &MmWithUser, addr: usize) -> Option<&'a virt::VmaRe
 /// # Invariants
 ///
 /// The mmap lock of `mm` is held for reading while this guard exists.
+#[must_use = "the mmap lock is released immediately when the guard is unused"]
 pub struct MmapReadGuard<'a> {
     mm: &'a MmWithUser,
     // The lock must be released by the task that took it.
@@ -282,6 +285,7 @@ impl Drop for MmapReadGuard<'_> {
 /// # Invariants
 ///
 /// The mmap lock of `mm` is held for writing while this guard exists.
+#[must_use = "the mmap lock is released immediately when the guard is unused"]
 pub struct MmapWriteGuard<'a> {
     mm: &'a MmWithUser,
     // The lock must be released by the task that took it.

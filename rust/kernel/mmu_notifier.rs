@@ -14,49 +14,105 @@
 //!   [`IntervalNotifierOps::invalidate`] with the locked state;
 //! * a reader takes a sequence with [`MmuIntervalNotifier::read_begin`], reads the CPU page
 //!   tables (`hmm_range_fault`, see [`crate::hmm`]), and gets the locked state from
-//!   [`MmuIntervalNotifier::lock_if_unchanged`] only if no invalidation ran in between
+//!   [`Seq::lock_if_unchanged`] only if no invalidation ran in between
 //!   (`mmu_interval_read_retry`).
 //!
 //! The notifier lock is reachable from reclaim (an invalidation can come from it), so under it:
 //! no sleeping allocation (`GFP_KERNEL`), no user copies, no mmap lock, no `hmm_range_fault`,
 //! no removal of a notifier. [`crate::xarray::XArray`] stores take the `GFP` to use.
 //!
+//! # Deadlocks the types cannot rule out
+//!
+//! Lockdep reports each of these on a debug kernel; on others they hang:
+//!
+//! * creating a notifier with the mmap lock of its address space held: the first notifier of
+//!   an address space takes the mmap lock for writing;
+//! * taking the notifier lock again while holding it: from a [`NotifierGuard`], or from the
+//!   `commit` of [`crate::hmm::range_fault`], which runs under it;
+//! * dropping a notifier from its own [`IntervalNotifierOps::invalidate`]: removal waits for
+//!   the running invalidation;
+//! * sleeping in [`IntervalNotifierOps::invalidate`] when the range may not block
+//!   ([`NotifierRange::may_block`]): the OOM reaper calls it so and cannot wait.
+//!
 //! C header: [`include/linux/mmu_notifier.h`](srctree/include/linux/mmu_notifier.h)
 //!
 //! # Examples
 //!
 //! ```
+//! use kernel::hmm::Owner;
 //! use kernel::mm::Mm;
 //! use kernel::mmu_notifier::{IntervalNotifierOps, MmuIntervalNotifier, NotifierRange};
 //! use kernel::page::PAGE_SIZE;
 //!
-//! struct Counter(u32);
+//! struct Counter {
+//!     calls: u32,
+//!     owned: u32,
+//!     owner: Pin<KBox<Owner>>,
+//! }
 //!
 //! impl IntervalNotifierOps for Counter {
-//!     fn invalidate(state: &mut Counter, _range: &NotifierRange<'_>) {
-//!         state.0 += 1;
+//!     fn invalidate(state: &mut Counter, range: &NotifierRange<'_>) {
+//!         state.calls += 1;
+//!         // An munmap is nobody's migration.
+//!         if range.is_owned_by(&state.owner) {
+//!             state.owned += 1;
+//!         }
 //!     }
 //! }
 //!
+//! let counter = || -> Result<Counter> {
+//!     Ok(Counter {
+//!         calls: 0,
+//!         owned: 0,
+//!         owner: KBox::pin_init(Owner::new(), GFP_KERNEL)?,
+//!     })
+//! };
 //! let addr = kernel::kunit::vm_mmap(4 * PAGE_SIZE)?;
+//! let other = kernel::kunit::vm_mmap(PAGE_SIZE)?;
 //! let mm = Mm::current().ok_or(EINVAL)?;
+//! let state = counter()?;
 //! let notifier = mm
 //!     .with_user(|mm| {
-//!         KBox::pin_init(
-//!             MmuIntervalNotifier::new(mm, addr, 4 * PAGE_SIZE, Counter(0)),
-//!             GFP_KERNEL,
-//!         )
+//!         KBox::pin_init(MmuIntervalNotifier::new(mm, addr, 4 * PAGE_SIZE, state), GFP_KERNEL)
 //!     })
 //!     .ok_or(EINVAL)??;
+//!
+//! // Nothing changed since the sequence was read: the state may be used.
 //! let seq = notifier.read_begin();
-//! assert!(notifier.lock_if_unchanged(seq).is_some());
+//! assert!(seq.lock_if_unchanged().is_some());
+//!
+//! // An munmap of part of the range invalidates it: once, and the sequence is stale.
+//! let seq = notifier.read_begin();
+//! kernel::kunit::vm_munmap(addr + PAGE_SIZE, PAGE_SIZE)?;
+//! assert!(seq.check_retry());
+//! assert!(seq.lock_if_unchanged().is_none());
+//! assert_eq!(notifier.lock().calls, 1);
+//! assert_eq!(notifier.lock().owned, 0);
+//!
+//! // An munmap outside the range does not reach it.
+//! kernel::kunit::vm_munmap(other, PAGE_SIZE)?;
+//! assert_eq!(notifier.lock().calls, 1);
+//! assert!(notifier.covers(addr, addr + 4 * PAGE_SIZE));
+//! assert!(!notifier.covers(addr, addr + 5 * PAGE_SIZE));
+//!
+//! // An empty or wrapping interval is refused, as in C.
+//! let state = counter()?;
+//! let empty = mm.with_user(|mm| {
+//!     KBox::pin_init(MmuIntervalNotifier::new(mm, addr, 0, state), GFP_KERNEL).err()
+//! });
+//! assert_eq!(empty, Some(Some(EOVERFLOW)));
+//! let state = counter()?;
+//! let wrapping = mm.with_user(|mm| {
+//!     KBox::pin_init(MmuIntervalNotifier::new(mm, addr, usize::MAX, state), GFP_KERNEL).err()
+//! });
+//! assert_eq!(wrapping, Some(Some(EOVERFLOW)));
 //! # Ok::<(), Error>(())
 //! ```
 
 use crate::{
     bindings,
     error::to_result,
-    ffi::{c_uint, c_ulong, c_void},
+    ffi::{c_uint, c_ulong},
     mm::{Mm, MmWithUser},
     prelude::*,
     str::CStr,
@@ -71,8 +127,13 @@ pub trait IntervalNotifierOps: Send + Sized {
     /// them until it looked them up again.
     ///
     /// Called with the notifier lock held (`state` is the locked state) and the new sequence
-    /// already recorded. Runs in reclaim context: it must not allocate with `GFP_KERNEL`,
-    /// copy from or to user space, take an mmap lock or remove a notifier.
+    /// already recorded.
+    ///
+    /// # Context
+    ///
+    /// Runs in reclaim context: it must not allocate with `GFP_KERNEL`, copy from or to user
+    /// space, take an mmap lock or drop a notifier (its own removal waits for it). When
+    /// [`NotifierRange::may_block`] is false (the OOM reaper) it must not sleep at all.
     fn invalidate(state: &mut Self, range: &NotifierRange<'_>);
 }
 
@@ -91,9 +152,10 @@ pub enum Event {
     SoftDirty,
     /// The address space is being torn down.
     Release,
-    /// Pages are migrated (`migrate_vma`); [`NotifierRange::owner`] tells by whom.
+    /// Pages are migrated (`migrate_vma`); [`NotifierRange::is_owned_by`] tells by whom.
     Migrate,
-    /// Device-exclusive access is taken; [`NotifierRange::owner`] tells by whom.
+    /// Device-exclusive access is taken or revoked; [`NotifierRange::is_owned_by`] tells by
+    /// whom it is taken (a revocation has no owner).
     Exclusive,
     /// An event this kernel crate does not know.
     Other(c_uint),
@@ -119,59 +181,116 @@ impl Event {
 ///
 /// # Invariants
 ///
-/// `range` is valid for the lifetime `'a`.
+/// `range` points to a valid `struct mmu_notifier_range` for the lifetime `'a`. Its fields are
+/// read through the raw pointer, one by one: no Rust reference to the C struct is made.
 pub struct NotifierRange<'a> {
     range: *const bindings::mmu_notifier_range,
     _p: PhantomData<&'a bindings::mmu_notifier_range>,
 }
 
-impl NotifierRange<'_> {
-    fn raw(&self) -> &bindings::mmu_notifier_range {
-        // SAFETY: By the type invariant the range is valid while `self` lives.
-        unsafe { &*self.range }
-    }
+crate::layout::assert_c_layout!(mmu_notifier_range {
+    start: RUST_LAYOUT_mmu_notifier_range_start,
+    end: RUST_LAYOUT_mmu_notifier_range_end,
+    event: RUST_LAYOUT_mmu_notifier_range_event,
+    flags: RUST_LAYOUT_mmu_notifier_range_flags,
+    owner: RUST_LAYOUT_mmu_notifier_range_owner,
+});
 
+impl NotifierRange<'_> {
     /// The first address of the range.
     #[inline]
     pub fn start(&self) -> usize {
-        self.raw().start
+        // SAFETY: By the type invariant the range is valid while `self` lives.
+        unsafe { (*self.range).start }
     }
 
     /// The address just past the end of the range.
     #[inline]
     pub fn end(&self) -> usize {
-        self.raw().end
+        // SAFETY: By the type invariant the range is valid while `self` lives.
+        unsafe { (*self.range).end }
     }
 
     /// Why the range changes.
     #[inline]
     pub fn event(&self) -> Event {
-        Event::from_raw(self.raw().event)
+        // SAFETY: By the type invariant the range is valid while `self` lives.
+        Event::from_raw(unsafe { (*self.range).event })
     }
 
     /// Whether the invalidation may sleep (`mmu_notifier_range_blockable`).
     #[inline]
     pub fn may_block(&self) -> bool {
-        self.raw().flags & bindings::MMU_NOTIFIER_RANGE_BLOCKABLE != 0
+        // SAFETY: By the type invariant the range is valid while `self` lives.
+        let flags = unsafe { (*self.range).flags };
+        flags & bindings::MMU_NOTIFIER_RANGE_BLOCKABLE != 0
     }
 
-    /// The owner the migration or exclusive access is done for ([`Event::Migrate`],
-    /// [`Event::Exclusive`]), as the address of its [`Owner`](crate::hmm::Owner); null
-    /// otherwise. Compare it with [`Owner::is`](crate::hmm::Owner::is).
+    /// Whether this is a migration or the taking of device-exclusive access done for `owner`
+    /// (an [`Event::Migrate`] or [`Event::Exclusive`] event whose owner is `owner`).
+    ///
+    /// Only those two events carry an owner: the C side leaves it unset for the others
+    /// (`mmu_notifier_range_init` does not write it), and a CPU access revoking exclusive
+    /// access passes none. A driver may skip the invalidations it caused itself, as long as
+    /// it updates its own state for the pages it migrates.
     #[inline]
-    pub fn owner(&self) -> *const c_void {
-        self.raw().owner
+    pub fn is_owned_by(&self, owner: &crate::hmm::Owner) -> bool {
+        if !matches!(self.event(), Event::Migrate | Event::Exclusive) {
+            return false;
+        }
+        // SAFETY: By the type invariant the range is valid while `self` lives, and the owner
+        // is set for these two events (`mmu_notifier_range_init_owner`).
+        owner.is(unsafe { (*self.range).owner })
     }
 }
 
-/// A sequence number of a [`MmuIntervalNotifier`], from [`MmuIntervalNotifier::read_begin`].
-#[derive(Clone, Copy, Debug)]
-pub struct Seq(c_ulong);
+/// A sequence number of one [`MmuIntervalNotifier`], from [`MmuIntervalNotifier::read_begin`].
+///
+/// It names the notifier it was read from, so it cannot be checked against another one.
+#[must_use]
+pub struct Seq<'a, T: IntervalNotifierOps> {
+    notifier: &'a MmuIntervalNotifier<T>,
+    seq: c_ulong,
+}
 
-impl Seq {
+impl<'a, T: IntervalNotifierOps> Seq<'a, T> {
     /// The raw sequence number, for `struct hmm_range`.
-    pub(crate) fn raw(self) -> c_ulong {
-        self.0
+    #[inline]
+    pub(crate) fn raw(&self) -> c_ulong {
+        self.seq
+    }
+
+    /// The notifier the sequence was read from.
+    #[inline]
+    pub fn notifier(&self) -> &'a MmuIntervalNotifier<T> {
+        self.notifier
+    }
+
+    /// Returns whether an invalidation ran since the sequence was read
+    /// (`mmu_interval_check_retry`).
+    ///
+    /// Without the notifier lock this is only a hint; see [`Self::lock_if_unchanged`].
+    #[inline]
+    pub fn check_retry(&self) -> bool {
+        // SAFETY: The notifier is inserted (type invariant of `MmuIntervalNotifier`).
+        unsafe { bindings::mmu_interval_check_retry(self.notifier.as_raw(), self.seq) }
+    }
+
+    /// Takes the notifier lock and returns the state, if no invalidation ran since the
+    /// sequence was read (`mmu_interval_read_retry` under the lock); returns `None` otherwise,
+    /// and the reader starts again from [`MmuIntervalNotifier::read_begin`].
+    ///
+    /// # Context
+    ///
+    /// Takes the notifier lock: not with it held.
+    pub fn lock_if_unchanged(self) -> Option<NotifierGuard<'a, T>> {
+        let guard = self.notifier.state.lock();
+        // SAFETY: The notifier is inserted (type invariant of `MmuIntervalNotifier`), and the
+        // lock that the invalidation callback sets the sequence under is held.
+        if unsafe { bindings::mmu_interval_read_retry(self.notifier.as_raw(), self.seq) } {
+            return None;
+        }
+        Some(guard)
     }
 }
 
@@ -196,15 +315,35 @@ pub type NotifierGuard<'a, T> = Guard<'a, T, MutexBackend>;
 ///
 /// # Invariants
 ///
-/// `notifier` was inserted with `mmu_interval_notifier_insert` and the vtable of `T`, and is
-/// removed only in `drop`.
+/// `notifier` was inserted with `mmu_interval_notifier_insert` and the vtable of `T` over
+/// `[start, last]`, and is removed only in `drop`.
 #[pin_data(PinnedDrop)]
 pub struct MmuIntervalNotifier<T: IntervalNotifierOps> {
     #[pin]
     state: Mutex<T>,
     #[pin]
     notifier: Opaque<bindings::mmu_interval_notifier>,
+    start: usize,
+    last: usize,
 }
+
+crate::layout::assert_c_layout!(mmu_interval_notifier {
+    size: RUST_LAYOUT_mmu_interval_notifier_SIZE,
+    align: RUST_LAYOUT_mmu_interval_notifier_ALIGN,
+    mm: RUST_LAYOUT_mmu_interval_notifier_mm,
+});
+
+crate::layout::assert_c_layout!(mmu_interval_notifier_ops {
+    size: RUST_LAYOUT_mmu_interval_notifier_ops_SIZE,
+    align: RUST_LAYOUT_mmu_interval_notifier_ops_ALIGN,
+    invalidate: RUST_LAYOUT_mmu_interval_notifier_ops_invalidate,
+});
+
+// The notifier lock is a `Mutex`, which embeds a C `struct mutex`.
+crate::layout::assert_c_layout!(mutex {
+    size: RUST_LAYOUT_mutex_SIZE,
+    align: RUST_LAYOUT_mutex_ALIGN,
+});
 
 // SAFETY: The C notifier may be used from any thread, and the state is `Send` behind a mutex.
 unsafe impl<T: IntervalNotifierOps> Send for MmuIntervalNotifier<T> {}
@@ -217,7 +356,12 @@ impl<T: IntervalNotifierOps> MmuIntervalNotifier<T> {
     /// Watches `[start, start + length)` of `mm` with `state` as the notifier's state.
     ///
     /// The notifier keeps `mm` (the struct, not its users) until it is dropped. Fails with
-    /// `EINVAL` for a range that wraps around.
+    /// `EOVERFLOW` for an empty range or one that wraps around, as the C function does.
+    ///
+    /// # Context
+    ///
+    /// Sleeps. The first notifier of an address space takes its mmap lock for writing: do not
+    /// call it with the mmap lock of `mm` held.
     pub fn new(
         mm: &MmWithUser,
         start: usize,
@@ -227,13 +371,21 @@ impl<T: IntervalNotifierOps> MmuIntervalNotifier<T> {
     where
         T: 'static,
     {
+        // The C function's own check: the last address must not wrap around. (The fields
+        // `start` and `last` shadow these names inside the initialiser.)
+        let first = start;
+        let last = length
+            .checked_sub(1)
+            .and_then(|l| first.checked_add(l))
+            .ok_or(EOVERFLOW);
         try_pin_init!(Self {
+            start: first,
+            last: last?,
             state <- {
                 let (name, key) = notifier_lock_class();
                 Mutex::new(state, name, key)
             },
             notifier <- Opaque::try_ffi_init(move |slot: *mut bindings::mmu_interval_notifier| {
-                start.checked_add(length).ok_or(EINVAL)?;
                 // SAFETY: `slot` is valid for writes and pinned; the C code initialises every
                 // field it uses. The ops are static; `mm` has users, as insertion needs.
                 to_result(unsafe {
@@ -241,7 +393,7 @@ impl<T: IntervalNotifierOps> MmuIntervalNotifier<T> {
                     bindings::mmu_interval_notifier_insert(
                         slot,
                         mm.as_raw(),
-                        start,
+                        first,
                         length,
                         &NotifierVtable::<T>::OPS,
                     )
@@ -250,52 +402,60 @@ impl<T: IntervalNotifierOps> MmuIntervalNotifier<T> {
         }? Error)
     }
 
+    /// The first address watched.
+    #[inline]
+    pub fn start(&self) -> usize {
+        self.start
+    }
+
+    /// The last address watched (inclusive: the interval may end at the top of the address
+    /// space).
+    #[inline]
+    pub fn last(&self) -> usize {
+        self.last
+    }
+
+    /// Returns whether `[start, end)` is not empty and lies within the watched interval.
+    #[inline]
+    pub fn covers(&self, start: usize, end: usize) -> bool {
+        start < end && start >= self.start && end - 1 <= self.last
+    }
+
     /// Returns the address space the notifier watches.
     #[inline]
     pub fn mm(&self) -> &Mm {
-        // SAFETY: An inserted notifier holds `mmgrab` on its mm until it is removed.
+        // SAFETY: An inserted notifier holds `mmgrab` on its mm until it is removed, and never
+        // changes the field; it is read through the raw pointer, without a reference.
         unsafe { Mm::from_raw((*self.notifier.get()).mm) }
     }
 
     /// Begins reading the CPU page tables of the range (`mmu_interval_read_begin`).
     ///
-    /// May sleep until a running invalidation has finished. Do not call it with the notifier
-    /// lock held.
-    #[inline]
-    pub fn read_begin(&self) -> Seq {
-        // SAFETY: The notifier is inserted (type invariant).
-        Seq(unsafe { bindings::mmu_interval_read_begin(self.notifier.get()) })
-    }
-
-    /// Returns whether an invalidation ran since `seq` was read (`mmu_interval_check_retry`).
+    /// # Context
     ///
-    /// Without the notifier lock this is only a hint; see [`Self::lock_if_unchanged`].
+    /// May sleep until a running invalidation has finished: not with the notifier lock held.
     #[inline]
-    pub fn check_retry(&self, seq: Seq) -> bool {
-        // SAFETY: The notifier is inserted (type invariant).
-        unsafe { bindings::mmu_interval_check_retry(self.notifier.get(), seq.0) }
-    }
-
-    /// Takes the notifier lock and returns the state, if no invalidation ran since `seq`
-    /// (`mmu_interval_read_retry` under the lock); returns `None` otherwise, and the reader
-    /// starts again from [`Self::read_begin`].
-    pub fn lock_if_unchanged(&self, seq: Seq) -> Option<NotifierGuard<'_, T>> {
-        let guard = self.state.lock();
-        // SAFETY: The notifier is inserted (type invariant), and the lock that the
-        // invalidation callback sets the sequence under is held.
-        if unsafe { bindings::mmu_interval_read_retry(self.notifier.get(), seq.0) } {
-            return None;
+    pub fn read_begin(&self) -> Seq<'_, T> {
+        Seq {
+            notifier: self,
+            // SAFETY: The notifier is inserted (type invariant).
+            seq: unsafe { bindings::mmu_interval_read_begin(self.notifier.get()) },
         }
-        Some(guard)
     }
 
     /// Takes the notifier lock, to read or clear the state without new page-table data.
+    ///
+    /// # Context
+    ///
+    /// Sleeps; not with the notifier lock already held (from a guard, or in the `commit` of
+    /// [`crate::hmm::range_fault`]).
     #[inline]
     pub fn lock(&self) -> NotifierGuard<'_, T> {
         self.state.lock()
     }
 
     /// Returns the raw notifier, for `hmm_range_fault`.
+    #[inline]
     pub(crate) fn as_raw(&self) -> *mut bindings::mmu_interval_notifier {
         self.notifier.get()
     }
@@ -305,8 +465,8 @@ impl<T: IntervalNotifierOps> MmuIntervalNotifier<T> {
 impl<T: IntervalNotifierOps> PinnedDrop for MmuIntervalNotifier<T> {
     fn drop(self: Pin<&mut Self>) {
         // SAFETY: The notifier is inserted and removed only here (type invariant). Removal
-        // waits for running invalidations, which use `state`, still alive here. It cannot run
-        // from the callback, which only has a shared reference.
+        // waits for running invalidations, which use `state`, still alive here. (Dropping a
+        // notifier from its own callback would wait forever: documented on the trait.)
         unsafe { bindings::mmu_interval_notifier_remove(self.notifier.get()) };
     }
 }

@@ -25,14 +25,27 @@
 //!
 //! The values are parsed by the C kernel's own `param_ops_*` (see [`ModuleParam`]), so
 //! `insmod my_module.ko base_addr=0x140000000` takes exactly what a C module's
-//! `module_param(base_addr, long, ...)` takes. The parameters are not exposed in sysfs:
-//! they are written only while the module's arguments are parsed, before its `init` runs,
-//! which is what makes [`ModuleParamAccess::value`] race-free.
+//! `module_param(base_addr, long, ...)` takes. The parameters are read-only in sysfs
+//! (`/sys/module/NAME/parameters/`, mode 0444, where a C module often has 0644): they are
+//! written only while the module's arguments are parsed, before its `init` runs, which is
+//! what makes [`ModuleParamAccess::value`] race-free.
 //!
 //! C header: [`include/linux/moduleparam.h`](srctree/include/linux/moduleparam.h)
 
 use crate::{bindings, ffi::c_void, str::CStr};
 use core::cell::UnsafeCell;
+
+crate::layout::assert_c_layout!(kernel_param {
+    size: RUST_LAYOUT_kernel_param_SIZE,
+    align: RUST_LAYOUT_kernel_param_ALIGN,
+    name: RUST_LAYOUT_kernel_param_name,
+    mod_: RUST_LAYOUT_kernel_param_mod,
+    ops: RUST_LAYOUT_kernel_param_ops,
+    perm: RUST_LAYOUT_kernel_param_perm,
+    level: RUST_LAYOUT_kernel_param_level,
+    flags: RUST_LAYOUT_kernel_param_flags,
+    __bindgen_anon_1.arg: RUST_LAYOUT_kernel_param_arg,
+});
 
 /// A type that can be a module parameter, parsed and printed by one of the C `param_ops_*`.
 ///
@@ -84,7 +97,7 @@ unsafe impl ModuleParam for bool {
 /// # Invariants
 ///
 /// The value is written only by the C parameter parser, while the module's arguments are
-/// parsed and before the module's `init` runs (the parameter has no sysfs file).
+/// parsed and before the module's `init` runs (its sysfs file is read-only).
 #[repr(transparent)]
 pub struct ModuleParamAccess<T> {
     value: UnsafeCell<T>,
@@ -138,8 +151,8 @@ impl KernelParam {
             name: name.as_char_ptr(),
             mod_: module,
             ops: T::OPS,
-            // No sysfs file: see the invariant of `ModuleParamAccess`.
-            perm: 0,
+            // Read-only in sysfs: see the invariant of `ModuleParamAccess`.
+            perm: 0o444,
             level: -1,
             flags: 0,
             __bindgen_anon_1: bindings::kernel_param__bindgen_ty_1 {

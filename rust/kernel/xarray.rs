@@ -10,8 +10,9 @@
 //! need memory for the tree's nodes: with a sleeping `GFP_KERNEL` the store drops the lock
 //! while it allocates. Where the caller holds a lock of its own that must not sleep (say, one
 //! taken in an MMU notifier callback, which reclaim can reach), store with `GFP_NOWAIT` or
-//! `GFP_ATOMIC`, or [`XArray::reserve`] the index beforehand, outside that lock: a store into
-//! a reserved index needs no memory.
+//! `GFP_ATOMIC` (with `__GFP_NOWARN` if failing is handled), or [`Guard::reserve`] the index
+//! beforehand, outside that lock: a store into a reserved index needs no memory. Every
+//! operation is a method of the guard, so none can take the spinlock a second time.
 //!
 //! C header: [`include/linux/xarray.h`](srctree/include/linux/xarray.h)
 //!
@@ -32,9 +33,12 @@
 //! drop(guard);
 //!
 //! // Reserve outside any other lock, then store without allocating.
-//! xa.reserve(20, GFP_KERNEL)?;
+//! xa.lock().reserve(20, GFP_KERNEL)?;
+//! xa.lock().reserve(21, GFP_KERNEL)?;
 //! let mut guard = xa.lock();
+//! assert!(guard.get(20).is_none());
 //! assert!(guard.store(20, two, GFP_NOWAIT).is_ok());
+//! guard.release(21);
 //! assert_eq!(guard.find(11, usize::MAX).map(|(i, v)| (i, *v)), Some((20, 2)));
 //! assert_eq!(guard.remove(10).map(|v| *v), Some(1));
 //! drop(guard);
@@ -60,8 +64,17 @@ use crate::{
 };
 use core::marker::PhantomData;
 
+crate::layout::assert_c_layout!(xarray {
+    size: RUST_LAYOUT_xarray_SIZE,
+    align: RUST_LAYOUT_xarray_ALIGN,
+});
+
 /// The mark `xa_find` takes to find every present entry (`XA_PRESENT`, a cast bindgen skips).
 const XA_PRESENT: bindings::xa_mark_t = 8;
+
+/// The entry of a reserved index (`XA_ZERO_ENTRY`, `xa_mk_internal(257)`): the XArray's own,
+/// never handed to or taken from `T`.
+const XA_ZERO_ENTRY: *mut c_void = ((257 << 2) | 2) as *mut c_void;
 
 /// An integer kept in an XArray entry itself (`xa_mk_value`).
 ///
@@ -188,23 +201,6 @@ impl<T: ForeignOwnable> XArray<T> {
             _not_send: PhantomData,
         })
     }
-
-    /// Reserves `index`, so that a later store there needs no memory.
-    ///
-    /// Call it without holding the XArray's lock. A reserved index reads as empty; a
-    /// reservation that is not used is dropped with [`XArray::release`]. Does nothing to an
-    /// index that holds an entry.
-    pub fn reserve(&self, index: usize, gfp: Flags) -> Result {
-        // SAFETY: The XArray is initialised (type invariant); `xa_reserve` takes the lock.
-        to_result(unsafe { bindings::xa_reserve(self.xa.get(), index, gfp.as_raw()) })
-    }
-
-    /// Drops the reservation of `index`, if the index is still reserved and empty.
-    pub fn release(&self, index: usize) {
-        // SAFETY: The XArray is initialised (type invariant); `xa_release` takes the lock and
-        // only clears a reserved entry.
-        unsafe { bindings::xa_release(self.xa.get(), index) };
-    }
 }
 
 #[pinned_drop]
@@ -234,10 +230,14 @@ impl<T: ForeignOwnable> PinnedDrop for XArray<T> {
 
 /// The spinlock of an [`XArray`], held; released on drop. Gives access to the entries.
 ///
+/// Only one guard of an XArray exists at a time: taking the lock again while holding it, on
+/// the same thread, deadlocks (a spinlock).
+///
 /// # Invariants
 ///
 /// The spinlock of `xa` is held while this guard exists, apart from the time a store with a
 /// sleeping allocation drops it, during which the guard is mutably borrowed.
+#[must_use = "the XArray unlocks immediately when the guard is unused"]
 pub struct Guard<'a, T: ForeignOwnable> {
     xa: &'a XArray<T>,
     // A spinlock is released by the task that took it.
@@ -315,6 +315,38 @@ impl<'a, T: ForeignOwnable> Guard<'a, T> {
         // SAFETY: A present entry came from `T::into_foreign` (type invariant of `XArray`), and
         // it is no longer in the array: we own it again.
         Ok(Some(unsafe { T::from_foreign(old) }))
+    }
+
+    /// Reserves `index`, so that a later store there needs no memory.
+    ///
+    /// A reserved index reads as empty; a reservation that is not used is dropped with
+    /// [`Guard::release`]. Does nothing to an index that holds an entry. `gfp` is as for
+    /// [`Guard::store`]: reserve with a sleeping allocation before taking a lock that forbids
+    /// one, then store with `GFP_NOWAIT` under it.
+    pub fn reserve(&mut self, index: usize, gfp: Flags) -> Result {
+        // SAFETY: The XArray is initialised and its lock held (type invariant). The zero entry
+        // is what `xa_reserve` stores; it is not an advanced entry.
+        let old = unsafe {
+            bindings::__xa_cmpxchg(
+                self.raw(),
+                index,
+                core::ptr::null_mut(),
+                XA_ZERO_ENTRY,
+                gfp.as_raw(),
+            )
+        };
+        // SAFETY: `xa_err` only looks at the bits of the pointer.
+        to_result(unsafe { bindings::xa_err(old) })
+    }
+
+    /// Drops the reservation of `index`, if the index is still reserved and empty
+    /// (`xa_release`).
+    pub fn release(&mut self, index: usize) {
+        // SAFETY: The XArray is initialised and its lock held (type invariant). Replacing the
+        // zero entry by nothing needs no memory and touches no entry of `T`.
+        unsafe {
+            bindings::__xa_cmpxchg(self.raw(), index, XA_ZERO_ENTRY, core::ptr::null_mut(), 0)
+        };
     }
 
     /// Removes the entry at `index` and returns it, if any.

@@ -6,6 +6,11 @@
 
 use crate::{bindings, types::Opaque};
 
+crate::layout::assert_c_layout!(file {
+    f_flags: RUST_LAYOUT_file_f_flags,
+    private_data: RUST_LAYOUT_file_private_data,
+});
+
 /// An open file, as seen by the file operations of a device.
 ///
 /// The file operations only ever get a `&File` for the duration of one callback, during which

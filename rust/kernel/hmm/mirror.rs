@@ -15,6 +15,7 @@
 //! use kernel::hmm::{Mirror, MirrorOps, Range, Request};
 //! use kernel::mm::Mm;
 //! use kernel::page::PAGE_SIZE;
+//! use kernel::uaccess::UserSlice;
 //!
 //! struct Device;
 //! impl MirrorOps for Device {}
@@ -39,15 +40,62 @@
 //! page.read(&mut buf)?;
 //! assert_eq!(buf, [0x5a; 8]);
 //! drop(guard);
+//! let mut cpu = [0u8; 8];
+//! UserSlice::new(addr, 8).reader().read_slice(&mut cpu)?;
+//! assert_eq!(cpu, [0x5a; 8]);
+//!
+//! // The CPU unmaps the second page: the device page table loses it, and only it.
+//! kernel::kunit::vm_munmap(addr + PAGE_SIZE, PAGE_SIZE)?;
+//! let guard = mirror.lock();
+//! assert!(guard.table().contains(addr));
+//! assert!(!guard.table().contains(addr + PAGE_SIZE));
+//! drop(guard);
+//! # Ok::<(), Error>(())
+//! ```
+//!
+//! A mirror only hears of its own interval, so it refuses to read a page outside it: such a
+//! page could be unmapped and freed behind the device's back.
+//!
+//! ```
+//! use kernel::hmm::{Mirror, MirrorOps, Range, Request};
+//! use kernel::mm::Mm;
+//! use kernel::page::PAGE_SIZE;
+//!
+//! struct Device;
+//! impl MirrorOps for Device {}
+//!
+//! let addr = kernel::kunit::vm_mmap(2 * PAGE_SIZE)?;
+//! let mm = Mm::current().ok_or(EINVAL)?;
+//! // A mirror of the first page only.
+//! let mirror = mm
+//!     .with_user(|mm| KBox::pin_init(Mirror::new(mm, addr, PAGE_SIZE, Device), GFP_KERNEL))
+//!     .ok_or(EINVAL)??;
+//!
+//! let mut outside = Range::new(addr + PAGE_SIZE, addr + 2 * PAGE_SIZE, Request::Read, None)?;
+//! let ret = mm.with_user(|mm| mirror.fault(mm, &mut outside, |commit| commit.map()));
+//! assert_eq!(ret.ok_or(EINVAL)?.err(), Some(EINVAL));
+//! let mut across = Range::new(addr, addr + 2 * PAGE_SIZE, Request::Read, None)?;
+//! let ret = mm.with_user(|mm| mirror.fault(mm, &mut across, |commit| commit.map()));
+//! assert_eq!(ret.ok_or(EINVAL)?.err(), Some(EINVAL));
+//! assert!(!mirror.lock().table().contains(addr + PAGE_SIZE));
+//!
+//! // Inside it works, also with the mmap lock already held.
+//! let mut inside = Range::new(addr, addr + PAGE_SIZE, Request::Read, None)?;
+//! mm.with_user(|mm| {
+//!     let mmap = mm.mmap_read_lock();
+//!     mirror.fault_locked(&mmap, &mut inside, |commit| commit.map())
+//! })
+//! .ok_or(EINVAL)???;
+//! assert!(mirror.lock().table().contains(addr));
 //! # Ok::<(), Error>(())
 //! ```
 
-use super::{range_fault, FaultedRange, PageKind, Range};
+use super::{range_fault, range_fault_locked, FaultedRange, PageKind, Range};
 use crate::{
-    alloc::flags::GFP_ATOMIC,
+    alloc::flags::{__GFP_NOWARN, GFP_ATOMIC},
     bindings,
     error::Result,
-    mm::{Mm, MmWithUser},
+    mm::{Mm, MmWithUser, MmapReadGuard},
     mmu_notifier::{IntervalNotifierOps, MmuIntervalNotifier, NotifierGuard, NotifierRange},
     page::{PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
@@ -58,8 +106,12 @@ use core::marker::PhantomData;
 /// What a driver keeps in a [`Mirror`] besides its device page table.
 pub trait MirrorOps: Send + Sized {
     /// Called on an invalidation of `range`, after the device page table lost the entries of
-    /// the range, with the mirror lock held; see [`crate::mmu_notifier`] for what it must not
-    /// do. The default does nothing more.
+    /// the range, with the mirror lock held. The default does nothing more.
+    ///
+    /// # Context
+    ///
+    /// As [`IntervalNotifierOps::invalidate`]: reclaim context, no sleeping allocation, no
+    /// mmap lock, no sleeping at all when the range may not block.
     fn invalidate(_data: &mut Self, _range: &NotifierRange<'_>) {}
 }
 
@@ -114,6 +166,15 @@ impl<T: MirrorOps + 'static> Mirror<T> {
     /// Reads the CPU page tables of `range` ([`range_fault`]) and calls `commit` with the
     /// result and the mirror locked; `commit` may [`MirrorCommit::map`] it into the device
     /// page table.
+    ///
+    /// Fails with `EINVAL` if `range` is not inside the mirrored interval, and as
+    /// [`range_fault`] does.
+    ///
+    /// # Context
+    ///
+    /// Sleeps; takes the mmap read lock of `mm`, then the mirror lock: call it with neither
+    /// held (not from `commit`, not with a [`MirrorGuard`]). With the mmap lock already held,
+    /// use [`Self::fault_locked`].
     pub fn fault<R>(
         &self,
         mm: &MmWithUser,
@@ -125,7 +186,28 @@ impl<T: MirrorOps + 'static> Mirror<T> {
         })
     }
 
+    /// [`Self::fault`] for a caller that holds the mmap read lock of the mirrored address
+    /// space.
+    ///
+    /// # Context
+    ///
+    /// Sleeps; takes the mirror lock, which must not be held.
+    pub fn fault_locked<R>(
+        &self,
+        mmap: &MmapReadGuard<'_>,
+        range: &mut Range<'_>,
+        commit: impl FnOnce(&mut MirrorCommit<'_, T>) -> R,
+    ) -> Result<R> {
+        range_fault_locked(&self.notifier, mmap, range, |state, range| {
+            commit(&mut MirrorCommit { state, range })
+        })
+    }
+
     /// Takes the mirror lock.
+    ///
+    /// # Context
+    ///
+    /// Sleeps; not with the mirror lock already held.
     #[inline]
     pub fn lock(&self) -> MirrorGuard<'_, T> {
         MirrorGuard {
@@ -135,6 +217,7 @@ impl<T: MirrorOps + 'static> Mirror<T> {
 }
 
 /// The mirror lock, held: the device page table and the driver's data.
+#[must_use = "the mirror unlocks immediately when the guard is unused"]
 pub struct MirrorGuard<'a, T: MirrorOps> {
     guard: NotifierGuard<'a, MirrorState<T>>,
 }
@@ -233,10 +316,10 @@ impl DevicePageTable {
             .and_then(|e| Value::new(e | usize::from(writable)))
             .ok_or(EINVAL)?;
         // The mirror lock is held, and an invalidation from reclaim takes it: no sleeping
-        // allocation here.
+        // allocation here. Failing is fine (the caller gets `ENOMEM`), warning is not.
         self.xa
             .lock()
-            .store(addr >> PAGE_SHIFT, entry, GFP_ATOMIC)
+            .store(addr >> PAGE_SHIFT, entry, GFP_ATOMIC | __GFP_NOWARN)
             .map(|_| ())
             .map_err(|e| e.error)
     }
@@ -297,13 +380,11 @@ impl MirroredPage<'_> {
         if dst.len() > PAGE_SIZE {
             return Err(EINVAL);
         }
-        // SAFETY: The page is valid and CPU-addressable (type invariant); the mapping is
-        // released below, after the copy of at most a page.
-        unsafe {
-            let src = bindings::kmap_local_page(self.page);
-            core::ptr::copy_nonoverlapping(src.cast::<u8>(), dst.as_mut_ptr(), dst.len());
-            bindings::kunmap_local(src);
-        }
+        // SAFETY: The page is valid and CPU-addressable (type invariant) and `dst` is valid for
+        // `dst.len()` bytes, at most a page. The process may write the page concurrently: the
+        // C `memcpy` copies whatever bytes it finds, as a device would, and nothing in Rust
+        // holds a reference to the page's memory.
+        unsafe { bindings::memcpy_from_page(dst.as_mut_ptr().cast(), self.page, 0, dst.len()) };
         Ok(())
     }
 
@@ -316,13 +397,11 @@ impl MirroredPage<'_> {
         if !self.writable {
             return Err(EPERM);
         }
-        // SAFETY: The page is valid, CPU-addressable and writable (type invariant); the
-        // mapping is released below, after the copy of at most a page.
-        unsafe {
-            let dst = bindings::kmap_local_page(self.page);
-            core::ptr::copy_nonoverlapping(src.as_ptr(), dst.cast::<u8>(), src.len());
-            bindings::kunmap_local(dst);
-        }
+        // SAFETY: The page is valid, CPU-addressable and writable (type invariant) and `src`
+        // is valid for `src.len()` bytes, at most a page. Concurrent accesses by the process
+        // race as they would with a device: the C `memcpy` makes no Rust reference to the
+        // page's memory.
+        unsafe { bindings::memcpy_to_page(self.page, 0, src.as_ptr().cast(), src.len()) };
         Ok(())
     }
 }

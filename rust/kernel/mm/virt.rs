@@ -14,6 +14,13 @@
 use crate::{bindings, error::to_result, mm::MmWithUser, page::Page, prelude::*, types::Opaque};
 use core::ops::Deref;
 
+crate::layout::assert_c_layout!(vm_area_struct {
+    vm_mm: RUST_LAYOUT_vm_area_struct_vm_mm,
+    __bindgen_anon_1.__bindgen_anon_1.vm_start: RUST_LAYOUT_vm_area_struct_vm_start,
+    __bindgen_anon_1.__bindgen_anon_1.vm_end: RUST_LAYOUT_vm_area_struct_vm_end,
+    __bindgen_anon_2.vm_flags: RUST_LAYOUT_vm_area_struct_vm_flags,
+});
+
 /// The `vm_flags` of a VMA (`VM_*`).
 pub mod flags {
     /// The type of VMA flags.
@@ -144,11 +151,12 @@ impl VmaNew {
     ///
     /// The mapping takes its own reference to the page, so the caller may drop `page`. The
     /// first insertion marks the VMA [`flags::MIXEDMAP`]. Fails with `EINVAL` for a VMA that
-    /// maps PFNs ([`flags::PFNMAP`]) or an address outside it, `EBUSY` if something is mapped
-    /// there already, and `ENOMEM` if a page table cannot be allocated.
+    /// maps PFNs ([`flags::PFNMAP`]) or an unaligned address, `EFAULT` for an address outside
+    /// the VMA (as the C function), `EBUSY` if something is mapped there already, and
+    /// `ENOMEM` if a page table cannot be allocated.
     pub fn vm_insert_page(&self, address: usize, page: &Page) -> Result {
         // `vm_insert_page` BUG()s on a VMA that is PFNMAP and not MIXEDMAP.
-        if self.flags() & flags::PFNMAP != 0 {
+        if self.flags() & flags::PFNMAP != 0 || address % crate::page::PAGE_SIZE != 0 {
             return Err(EINVAL);
         }
         // SAFETY: The VMA is valid and its mmap lock held for writing (type invariant), as

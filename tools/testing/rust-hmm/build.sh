@@ -6,6 +6,10 @@
 # from kernel/configs/rust_hmm*.config and build the kernel, both HMM test
 # modules and the static hmm-tests binary. Every step is incremental: only what
 # changed is copied, so kbuild rebuilds only what depends on it.
+#
+# Environment: RUST_HMM_BUILD (default build/), RUST_HMM_FRAGMENTS (config fragments, default
+# the test kernel's), RUST_HMM_TARGETS (default "bzImage modules"), RUST_HMM_USERSPACE=0 (skip
+# the userspace test programs): build-minimal.sh uses them for a kernel without HMM.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/../../.." && pwd)
@@ -87,7 +91,8 @@ done
 
 # 4. Configure: tinyconfig plus the fragments, redone when a fragment or a
 # patch (Kconfig) changed; an unchanged result keeps the old .config's mtime.
-FRAGMENTS="kernel/configs/rust_hmm.config kernel/configs/rust_hmm_debug.config"
+FRAGMENTS=${RUST_HMM_FRAGMENTS:-kernel/configs/rust_hmm.config kernel/configs/rust_hmm_debug.config}
+TARGETS=${RUST_HMM_TARGETS:-bzImage modules}
 cfg_hash=$(cat $FRAGMENTS patches/*.patch | sha256sum | cut -d' ' -f1)
 if [ ! -f "$KSRC/.config" ] || [ "$(cat "$BUILD/config.hash" 2>/dev/null)" != "$cfg_hash" ]; then
 	step "configuring (tinyconfig + ${FRAGMENTS//kernel\/configs\//})"
@@ -122,10 +127,15 @@ fi
 # 5. Kernel and modules. CLIPPY=1 runs clippy as the Rust compiler, so its
 # warnings land in the log that `check.sh` reads.
 step "make (log: build/logs/kernel.log)"
-if ! make -C "$KSRC" "${MAKEFLAGS_K[@]}" CLIPPY=1 bzImage modules >"$LOGS/kernel.log" 2>&1; then
+if ! make -C "$KSRC" "${MAKEFLAGS_K[@]}" CLIPPY=1 $TARGETS >"$LOGS/kernel.log" 2>&1; then
 	grep -E 'error|Error|warning' "$LOGS/kernel.log" | tail -40 >&2
 	echo "build: kernel build failed; see $LOGS/kernel.log" >&2
 	exit 1
+fi
+
+if [ "${RUST_HMM_USERSPACE:-1}" = 0 ]; then
+	step "done"
+	exit 0
 fi
 
 # 6. The unmodified hmm-tests, static, against this tree's headers.
@@ -142,7 +152,7 @@ fi
 CHECKS=$REPO/tools/testing/rust-hmm/dmirror-checks.c
 if [ ! -x "$BUILD/dmirror-checks" ] || [ "$CHECKS" -nt "$BUILD/dmirror-checks" ]; then
 	step "dmirror-checks (static)"
-	gcc -static -Wall -O2 -I "$KSRC" -isystem "$KSRC/usr/include" -o "$BUILD/dmirror-checks" "$CHECKS"
+	gcc -static -Wall -O2 -I "$KSRC" -isystem "$KSRC/usr/include" -o "$BUILD/dmirror-checks" "$CHECKS" -lpthread
 fi
 FUZZ=$REPO/tools/testing/rust-hmm/dmirror-fuzz.c
 if [ ! -x "$BUILD/dmirror-fuzz" ] || [ "$FUZZ" -nt "$BUILD/dmirror-fuzz" ]; then

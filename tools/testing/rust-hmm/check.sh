@@ -71,10 +71,15 @@ done
 echo "[check] verdict unit tests"
 python3 "$HERE/test_verdict.py" -q 2>&1 | tail -3 || bad "verdict.py unit tests"
 
+# 7. The kernel crate builds, without warnings, for a kernel without MMU_NOTIFIER, HMM_MIRROR,
+# ZONE_DEVICE and KUNIT (its own tree, build/minimal).
+echo "[check] kernel crate without HMM (build-minimal.sh)"
+"$HERE/build-minimal.sh" || bad "the kernel crate does not build without HMM"
+
 if [ $fail != 0 ]; then
 	echo "check: hygiene failed; not booting" >&2
 	exit 1
 fi
 
-# 7. The test boot: hmm-tests on the C reference and the Rust device, KUnit doctests.
+# 8. The test boot: hmm-tests on the C reference and the Rust device, KUnit doctests.
 RUST_HMM_SKIP_BUILD=1 exec "$HERE/run.sh"

@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Checks of a dmirror device that hmm-tests does not make: the file operations (mmap,
- * llseek) and the ioctl argument checks. Run against the C test_hmm and the Rust
- * test_hmm_rust in the same boot; prints one "ok"/"FAIL" line per check and exits 1 if any
- * failed.
+ * llseek), the ioctl argument checks, ranges at the top of the address space and signals
+ * during long ioctls. Run against the C test_hmm and the Rust test_hmm_rust in the same
+ * boot; prints one "ok"/"FAIL" line per check and exits 1 if any failed.
  *
  * Usage: dmirror-checks /dev/hmm_dmirrorN c|rust
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +36,183 @@ static int dmirror_ioctl(int fd, unsigned long req, struct hmm_dmirror_cmd *cmd)
 	return ioctl(fd, req, cmd) ? -errno : 0;
 }
 
+static const char *errname(int err)
+{
+	switch (err) {
+	case -EINVAL:
+		return "EINVAL";
+	case -EFAULT:
+		return "EFAULT";
+	case -EOVERFLOW:
+		return "EOVERFLOW";
+	default:
+		return "?";
+	}
+}
+
+/*
+ * Ranges that end near the top of the address space, with the C module's results. C ends
+ * each chunk at addr + 64 pages, which wraps when the range starts in the last 64 pages:
+ * READ and WRITE then fail in hmm_range_fault (walk_page_range of an inverted range is
+ * EINVAL), SNAPSHOT in mmu_interval_notifier_insert (its last byte wraps: EOVERFLOW), except
+ * when the chunk ends exactly at 2^64, where that last byte fits and hmm_range_fault is
+ * EINVAL. Below that nothing is mapped: READ and WRITE fault (EFAULT), while SNAPSHOT, which
+ * faults nothing in, succeeds and says ERROR.
+ */
+static const struct {
+	unsigned long req;
+	const char *name;
+	unsigned int below;		/* addr = 2^64 - below pages */
+	unsigned int npages;
+	int err;			/* 0: SNAPSHOT says ERROR for each page */
+} top_cases[] = {
+	{ HMM_DMIRROR_READ, "READ", 2, 1, -EINVAL },
+	{ HMM_DMIRROR_WRITE, "WRITE", 2, 1, -EINVAL },
+	{ HMM_DMIRROR_SNAPSHOT, "SNAPSHOT", 2, 1, -EOVERFLOW },
+	{ HMM_DMIRROR_READ, "READ", 64, 1, -EINVAL },
+	{ HMM_DMIRROR_WRITE, "WRITE", 64, 1, -EINVAL },
+	{ HMM_DMIRROR_SNAPSHOT, "SNAPSHOT", 64, 1, -EINVAL },
+	{ HMM_DMIRROR_READ, "READ", 65, 1, -EFAULT },
+	{ HMM_DMIRROR_WRITE, "WRITE", 65, 1, -EFAULT },
+	{ HMM_DMIRROR_SNAPSHOT, "SNAPSHOT", 65, 1, 0 },
+	{ HMM_DMIRROR_READ, "READ", 128, 127, -EFAULT },
+};
+
+static void check_top(int fd, long page)
+{
+	unsigned char *buf = calloc(128, page);
+	struct hmm_dmirror_cmd cmd;
+	char what[128];
+	unsigned int i;
+	int n, ok, ret;
+
+	for (i = 0; i < sizeof(top_cases) / sizeof(top_cases[0]); i++) {
+		memset(&cmd, 0, sizeof(cmd));
+		cmd.addr = -(uint64_t)top_cases[i].below * page;
+		cmd.ptr = (uintptr_t)buf;
+		cmd.npages = top_cases[i].npages;
+		buf[0] = 0;
+		ret = dmirror_ioctl(fd, top_cases[i].req, &cmd);
+		n = snprintf(what, sizeof(what), "%s addr=2^64-%luK npages=%u ", top_cases[i].name,
+			     (unsigned long)(top_cases[i].below * page / 1024), top_cases[i].npages);
+		if (top_cases[i].err) {
+			ok = ret == top_cases[i].err;
+			n += snprintf(what + n, sizeof(what) - n, "is %s", errname(top_cases[i].err));
+			if (!ok)
+				snprintf(what + n, sizeof(what) - n, " (got %d)", ret);
+		} else {
+			ok = !ret && cmd.cpages == 1 && buf[0] == HMM_DMIRROR_PROT_ERROR;
+			n += snprintf(what + n, sizeof(what) - n, "succeeds and says ERROR");
+			if (!ok)
+				snprintf(what + n, sizeof(what) - n, " (got %d, cpages %llu, 0x%02x)",
+					 ret, (unsigned long long)cmd.cpages, buf[0]);
+		}
+		check(ok, what);
+	}
+	free(buf);
+}
+
+static volatile sig_atomic_t sigusr1_count;
+static volatile int stop_kill;
+static pthread_t main_thread;
+
+static void on_sigusr1(int sig)
+{
+	sigusr1_count++;
+}
+
+/* Sends SIGUSR1 to the main thread every 200 us until told to stop. */
+static void *kill_loop(void *arg)
+{
+	while (!stop_kill) {
+		pthread_kill(main_thread, SIGUSR1);
+		usleep(200);
+	}
+	return NULL;
+}
+
+/*
+ * Runs @req on @npages pages at @addr into or from @ptr three times and checks that each
+ * returns 0 with every page, and for READ that @ptr holds @addr's bytes.
+ */
+static void check_thrice(int fd, unsigned long req, void *addr, unsigned char *ptr,
+			 unsigned long npages, unsigned long len, const char *what)
+{
+	struct hmm_dmirror_cmd cmd;
+	char text[192];
+	int i, ret;
+
+	for (i = 0; i < 3; i++) {
+		memset(ptr, 0, len);
+		memset(&cmd, 0, sizeof(cmd));
+		cmd.addr = (uintptr_t)addr;
+		cmd.ptr = (uintptr_t)ptr;
+		cmd.npages = npages;
+		ret = dmirror_ioctl(fd, req, &cmd);
+		if (ret || cmd.cpages != npages ||
+		    (req == HMM_DMIRROR_READ && memcmp(ptr, addr, len))) {
+			snprintf(text, sizeof(text), "%s (got %d, cpages %llu, try %d)", what, ret,
+				 (unsigned long long)cmd.cpages, i + 1);
+			check(0, text);
+			return;
+		}
+	}
+	check(1, what);
+}
+
+/*
+ * A signal that does not kill the task must not interrupt a long ioctl: C never returns
+ * EINTR. Without SA_RESTART, an ERESTARTSYS would reach us as EINTR.
+ */
+static void check_signals(int fd, long page)
+{
+	unsigned long i, snap_pages = (64UL << 20) / page, read_pages = (4UL << 20) / page;
+	struct sigaction sa = { .sa_handler = on_sigusr1 };
+	unsigned char *big, *snap, *data, *out;
+	pthread_t thread;
+	int before;
+
+	big = mmap(NULL, snap_pages * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		   -1, 0);
+	data = mmap(NULL, read_pages * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		    -1, 0);
+	snap = malloc(snap_pages);
+	out = malloc(read_pages * page);
+	if (big == MAP_FAILED || data == MAP_FAILED || !snap || !out) {
+		check(0, "signal checks: allocation");
+		return;
+	}
+	/* A different byte in each page, so that misplaced pages show. */
+	for (i = 0; i < read_pages; i++)
+		memset(data + i * page, 0x40 + i % 151, page);
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR1, &sa, NULL);
+	main_thread = pthread_self();
+	if (pthread_create(&thread, NULL, kill_loop, NULL)) {
+		check(0, "signal checks: pthread_create");
+		return;
+	}
+	/* Start once the signals fly. */
+	for (i = 0; i < 1000 && !sigusr1_count; i++)
+		usleep(1000);
+	before = sigusr1_count;
+
+	check_thrice(fd, HMM_DMIRROR_SNAPSHOT, big, snap, snap_pages, snap_pages,
+		     "SNAPSHOT of 64 MiB while SIGUSR1 flies returns 0 and every page");
+	check_thrice(fd, HMM_DMIRROR_READ, data, out, read_pages, read_pages * page,
+		     "READ of 4 MiB while SIGUSR1 flies returns 0 and the data");
+
+	stop_kill = 1;
+	pthread_join(thread, NULL);
+	/* Otherwise the two checks above tested nothing. */
+	check(sigusr1_count > before, "SIGUSR1 arrived while those ioctls ran");
+	munmap(big, snap_pages * page);
+	munmap(data, read_pages * page);
+	free(snap);
+	free(out);
+}
+
 int main(int argc, char **argv)
 {
 	long page = sysconf(_SC_PAGESIZE);
@@ -46,6 +225,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	rust = !strcmp(argv[2], "rust");
+	/* init.sh reads our output from a file: keep what was printed before a crash. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	fd = open(argv[1], O_RDWR);
 	check(fd >= 0, "open");
 	if (fd < 0)
@@ -122,6 +303,9 @@ int main(int argc, char **argv)
 		munmap(data, 4 * page);
 		free(buf);
 	}
+
+	check_top(fd, page);
+	check_signals(fd, page);
 
 	check(close(fd) == 0, "close");
 	return failed;

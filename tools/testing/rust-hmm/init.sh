@@ -75,13 +75,21 @@ for t in $TESTS; do
 		say "@@@ END $t rc=$rc seconds=$(echo "$end $start" | awk '{printf "%.1f", $1 - $2}')"
 	fi
 	# Our own checks of the file operations and ioctl argument checks (dmirror-checks.c).
+	# Through a file, not a pipe, to keep its exit status: a crash may print no FAIL line.
 	for dev in /dev/hmm_dmirror0 /dev/hmm_dmirror2; do
-		/bin/dmirror-checks $dev $t 2>&1 | while read -r verdict what; do
+		/bin/dmirror-checks $dev $t >/tmp/dmirror-checks.out 2>&1
+		rc=$?
+		failed=0
+		while read -r verdict what; do
 			case $verdict in
 			ok:) say "@@@ CHECK $t ok: $dev $what" ;;
-			*) say "@@@ CHECK $t FAIL: $dev $verdict $what" ;;
+			*) say "@@@ CHECK $t FAIL: $dev $verdict $what"; failed=1 ;;
 			esac
-		done
+		done </tmp/dmirror-checks.out
+		# It exits 1 after a FAIL line; anything else (a signal is 128 + n) is a crash.
+		if [ $rc -ne 0 ] && { [ $failed = 0 ] || [ $rc -ne 1 ]; }; then
+			say "@@@ CHECK $t FAIL: $dev dmirror-checks exited with $rc"
+		fi
 	done
 
 	# Random ioctls racing mapping changes, on the Rust device only: the C module WARNs on
@@ -94,6 +102,14 @@ for t in $TESTS; do
 				say "@@@ CHECK $t FAIL: fuzz $dev: $out (seed $FUZZ_SEED)"
 			fi
 		done
+	fi
+
+	# The module parameters read back from sysfs (C: mode 0644; Rust: 0444).
+	param=/sys/module/$mod/parameters/spm_addr_dev0
+	if [ "$(cat $param 2>/dev/null)" = "$((0x140000000))" ]; then
+		say "@@@ CHECK $t ok: spm_addr_dev0 reads back from sysfs"
+	else
+		say "@@@ CHECK $t FAIL: spm_addr_dev0 in sysfs reads '$(cat $param 2>&1)'"
 	fi
 
 	# An open file pins the module (the cdev's owner).
