@@ -2,8 +2,10 @@
 
 //! One dmirror device (`/dev/hmm_dmirrorN`): what all files opened on it share.
 
+use crate::devmem::Chunks;
 use kernel::hmm::Owner;
 use kernel::prelude::*;
+use kernel::sync::{Arc, Mutex};
 
 /// The kind of device memory a dmirror device migrates pages into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,16 +27,20 @@ pub(crate) struct DmirrorDevice {
     /// What memory the device migrates pages into.
     pub(crate) memory: MemoryType,
     /// The owner of the device's memory, for HMM and migration.
+    pub(crate) owner: Arc<Owner>,
+    /// The chunks of device memory (`devmem_chunks` under `devmem_lock`).
     #[pin]
-    pub(crate) owner: Owner,
+    pub(crate) chunks: Mutex<Chunks>,
 }
 
 impl DmirrorDevice {
-    pub(crate) fn new(id: u32, memory: MemoryType) -> impl PinInit<Self> {
-        pin_init!(Self {
+    pub(crate) fn new(id: u32, memory: MemoryType) -> Result<impl PinInit<Self, Error>> {
+        let owner = Arc::pin_init(Owner::new(), GFP_KERNEL)?;
+        Ok(try_pin_init!(Self {
             id,
             memory,
-            owner <- Owner::new(),
-        })
+            owner,
+            chunks <- kernel::new_mutex!(KVec::new()),
+        }? Error))
     }
 }

@@ -7,7 +7,7 @@ use crate::uapi::*;
 use kernel::alloc::flags::__GFP_ZERO;
 use kernel::cdev;
 use kernel::fs::File;
-use kernel::hmm::{Mirror, MirrorOps};
+use kernel::hmm::{Mirror, MirrorOps, Owner};
 use kernel::mm::{virt::VmaNew, Mm};
 use kernel::page::{Page, PAGE_SIZE};
 use kernel::prelude::*;
@@ -72,6 +72,12 @@ impl CheckedRange {
 }
 
 impl Dmirror {
+    /// The owner of the device's memory.
+    #[inline]
+    pub(crate) fn owner(&self) -> &Owner {
+        &self.mdevice.owner
+    }
+
     fn ioctl(&self, command: u32, arg: usize) -> Result<isize> {
         let (mut reader, mut writer) =
             UserSlice::new(arg, core::mem::size_of::<HmmDmirrorCmd>()).reader_writer();
@@ -84,10 +90,9 @@ impl Dmirror {
             HMM_DMIRROR_READ => self.read(&mut cmd, &range)?,
             HMM_DMIRROR_WRITE => self.write(&mut cmd, &range)?,
             HMM_DMIRROR_SNAPSHOT => self.snapshot(&mut cmd, &range)?,
-            HMM_DMIRROR_MIGRATE_TO_DEV
-            | HMM_DMIRROR_MIGRATE_TO_SYS
-            | HMM_DMIRROR_EXCLUSIVE
-            | HMM_DMIRROR_CHECK_EXCLUSIVE => {
+            HMM_DMIRROR_MIGRATE_TO_DEV => self.migrate_to_dev(&mut cmd, &range)?,
+            HMM_DMIRROR_MIGRATE_TO_SYS => self.migrate_to_sys(&mut cmd, &range)?,
+            HMM_DMIRROR_EXCLUSIVE | HMM_DMIRROR_CHECK_EXCLUSIVE => {
                 // Like C, a process that has exited (the mm has no users) gets EINVAL.
                 self.mirror.mm().with_user(|_mm| ()).ok_or(EINVAL)?;
                 pr_debug!(
@@ -99,8 +104,7 @@ impl Dmirror {
                 );
                 return Err(EOPNOTSUPP);
             }
-            // This device has no device memory yet, so there is nothing to evict.
-            HMM_DMIRROR_RELEASE => {}
+            HMM_DMIRROR_RELEASE => self.mdevice.remove_chunks(),
             _ => return Err(EINVAL),
         }
 

@@ -3,14 +3,18 @@
 //! READ, WRITE and SNAPSHOT: the device reads and writes the process's memory through its
 //! device page table, faulting pages in with HMM when they are missing.
 
+use crate::devmem::{storage_page, Chunk};
 use crate::dmirror::{CheckedRange, Dmirror, DmirrorData, MAX_BOUNCE_PAGES};
 use crate::uapi::*;
 use kernel::alloc::KVVec;
-use kernel::hmm::{HmmPfn, MirrorGuard, PageKind, Range, Request};
-use kernel::mm::{PMD_SHIFT, PUD_SHIFT};
+use kernel::hmm::{
+    HmmPfn, MirrorGuard, MirroredPage, Owner, PageKind, Range, Request, RANGE_DEFAULT_TIMEOUT_MS,
+};
+use kernel::mm::{highmem::CpuPage, PMD_SHIFT, PUD_SHIFT};
 use kernel::page::PAGE_SIZE;
 use kernel::prelude::*;
 use kernel::task::{cond_resched, fatal_signal_pending};
+use kernel::time::{ktime_ms_delta, Ktime};
 use kernel::uaccess::UserSlice;
 
 /// Pages faulted in by one `hmm_range_fault`, as in C.
@@ -24,7 +28,7 @@ const FAULT_CHUNK_SIZE: usize = FAULT_CHUNK_PAGES * PAGE_SIZE;
 /// C computes `addr + FAULT_CHUNK_SIZE` in wrapping arithmetic. When that wraps (the range
 /// ends within a chunk of the top of the address space, where nothing can be mapped), C's
 /// page walk gets an inverted range and fails with `EINVAL`: so does this.
-fn chunk_end(addr: usize, end: usize) -> Result<usize> {
+pub(crate) fn chunk_end(addr: usize, end: usize) -> Result<usize> {
     Ok(addr.checked_add(FAULT_CHUNK_SIZE).ok_or(EINVAL)?.min(end))
 }
 
@@ -36,14 +40,14 @@ fn snapshot_chunk_end(addr: usize, end: usize) -> Result<usize> {
 }
 
 /// A kernel copy of the user's buffer for the pages of a range.
-struct Bounce {
-    buf: KVVec<u8>,
+pub(crate) struct Bounce {
+    pub(crate) buf: KVVec<u8>,
     /// Pages copied so far, from the start of the range.
-    cpages: usize,
+    pub(crate) cpages: usize,
 }
 
 impl Bounce {
-    fn new(range: &CheckedRange) -> Result<Self> {
+    pub(crate) fn new(range: &CheckedRange) -> Result<Self> {
         if range.npages > MAX_BOUNCE_PAGES {
             return Err(EINVAL);
         }
@@ -70,7 +74,7 @@ impl Bounce {
 
 /// Why a device access stopped: a page missing from the device page table (fault it in and
 /// go on), or an error.
-enum Access {
+pub(crate) enum Access {
     Missing,
     Failed(Error),
 }
@@ -82,19 +86,30 @@ impl From<Error> for Access {
 }
 
 /// The result of one pass over the range under the mirror lock.
-type StepResult = core::result::Result<(), Access>;
+pub(crate) type StepResult = core::result::Result<(), Access>;
+
+/// The page that holds the data of a page in the device page table: the page itself if the
+/// CPU can address it, the device's storage for a device-private page of this device.
+fn data_page<'a>(page: &MirroredPage<'a>, owner: &Owner) -> Result<CpuPage<'a>> {
+    if let Some(cpu) = page.as_cpu() {
+        return Ok(cpu);
+    }
+    let device = page.as_device().ok_or(EFAULT)?;
+    storage_page(&device.pagemap::<Chunk>(owner).ok_or(EFAULT)?)
+}
 
 /// Copies the mapped pages from the start of the range on into `bounce`, until one is
 /// missing (`dmirror_do_read`).
-fn do_read(
+pub(crate) fn do_read(
     guard: &MirrorGuard<'_, DmirrorData>,
+    owner: &Owner,
     range: &CheckedRange,
     bounce: &mut Bounce,
 ) -> StepResult {
     while bounce.cpages < range.npages {
         let addr = range.page_addr(bounce.cpages)?;
         let page = guard.table().lookup(addr).ok_or(Access::Missing)?;
-        page.read(bounce.next_page()?)?;
+        data_page(&page, owner)?.read(0, bounce.next_page()?)?;
         bounce.advance();
     }
     Ok(())
@@ -104,6 +119,7 @@ fn do_read(
 /// not writable in the device page table (`dmirror_do_write`).
 fn do_write(
     guard: &MirrorGuard<'_, DmirrorData>,
+    owner: &Owner,
     range: &CheckedRange,
     bounce: &mut Bounce,
 ) -> StepResult {
@@ -113,26 +129,30 @@ fn do_write(
         if !page.is_writable() {
             return Err(Access::Missing);
         }
-        page.write(bounce.next_page()?)?;
+        data_page(&page, owner)?.write(0, bounce.next_page()?)?;
         bounce.advance();
     }
     Ok(())
 }
 
 /// The snapshot byte of one page (`dmirror_mkentry`).
-fn snapshot_entry(pfn: &HmmPfn<'_>) -> u8 {
+fn snapshot_entry(pfn: &HmmPfn<'_>, owner: &Owner) -> u8 {
     if pfn.is_error() {
         return HMM_DMIRROR_PROT_ERROR;
     }
     let Some(kind) = pfn.kind() else {
         return HMM_DMIRROR_PROT_NONE;
     };
-    // No page of this device's memory exists yet, so device pages are another device's.
-    let mut perm = match kind {
-        PageKind::DevicePrivate => HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE,
-        PageKind::DeviceCoherent => HMM_DMIRROR_PROT_DEV_COHERENT_REMOTE,
-        PageKind::Zero => HMM_DMIRROR_PROT_ZERO,
-        PageKind::System => HMM_DMIRROR_PROT_NONE,
+    let local = pfn
+        .device_page()
+        .is_some_and(|page| page.is_owned_by(owner));
+    let mut perm = match (kind, local) {
+        (PageKind::DevicePrivate, true) => HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL,
+        (PageKind::DevicePrivate, false) => HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE,
+        (PageKind::DeviceCoherent, true) => HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL,
+        (PageKind::DeviceCoherent, false) => HMM_DMIRROR_PROT_DEV_COHERENT_REMOTE,
+        (PageKind::Zero, _) => HMM_DMIRROR_PROT_ZERO,
+        (PageKind::System, _) => HMM_DMIRROR_PROT_NONE,
     };
     perm |= if pfn.is_writable() {
         HMM_DMIRROR_PROT_WRITE
@@ -156,8 +176,20 @@ impl Dmirror {
             while addr < end {
                 cond_resched();
                 let next = chunk_end(addr, end)?;
-                let mut range = Range::new(addr, next, request, Some(&self.mdevice.owner))?;
-                self.mirror.fault(mm, &mut range, |commit| commit.map())??;
+                let mut range = Range::new(addr, next, request, Some(self.owner()))?;
+                match self.mirror.fault(mm, &mut range, |commit| commit.map())? {
+                    // Pages of this device that the CPU maps read-only (after an mprotect or
+                    // a fork): move them back to system memory, where the write fault breaks
+                    // copy-on-write, and fault again.
+                    Err(e) if e == EACCES => {
+                        self.migrate_range_to_ram(mm, addr, next)?;
+                        let mut range = Range::new(addr, next, request, Some(self.owner()))?;
+                        self.mirror
+                            .fault(mm, &mut range, |commit| commit.map())?
+                            .map_err(|e| if e == EACCES { EFAULT } else { e })?;
+                    }
+                    ret => ret?,
+                }
                 addr = next;
             }
             Ok(())
@@ -169,24 +201,32 @@ impl Dmirror {
     /// Runs `step` over the range under the mirror lock, faulting the missing pages in with
     /// `request` and going on, until it completes (`dmirror_read`/`dmirror_write`).
     ///
-    /// Another thread may invalidate the pages as fast as they are faulted in, forever: the
-    /// loop stops with `EINTR` when the task is killed (C's does not stop at all).
+    /// Another thread may invalidate the pages as fast as they are faulted in: the loop stops
+    /// with `EINTR` when the task is killed, and with `EBUSY` when no page got through for
+    /// [`RANGE_DEFAULT_TIMEOUT_MS`] (C's loop does not stop at all).
     fn access(
         &self,
         cmd: &mut HmmDmirrorCmd,
         range: &CheckedRange,
         bounce: &mut Bounce,
         request: Request,
-        step: fn(&MirrorGuard<'_, DmirrorData>, &CheckedRange, &mut Bounce) -> StepResult,
+        step: fn(&MirrorGuard<'_, DmirrorData>, &Owner, &CheckedRange, &mut Bounce) -> StepResult,
     ) -> Result {
+        let mut progress = (bounce.cpages, Ktime::ktime_get());
         let ret = loop {
-            match step(&self.mirror.lock(), range, bounce) {
+            match step(&self.mirror.lock(), self.owner(), range, bounce) {
                 Ok(()) => break Ok(()),
                 Err(Access::Failed(e)) => break Err(e),
                 Err(Access::Missing) => {}
             }
             if fatal_signal_pending() {
                 break Err(EINTR);
+            }
+            let now = Ktime::ktime_get();
+            if bounce.cpages != progress.0 {
+                progress = (bounce.cpages, now);
+            } else if ktime_ms_delta(now, progress.1) > i64::from(RANGE_DEFAULT_TIMEOUT_MS) {
+                break Err(EBUSY);
             }
             let start = match range.page_addr(bounce.cpages) {
                 Ok(start) => start,
@@ -232,13 +272,12 @@ impl Dmirror {
                     return Err(EINTR);
                 }
                 let next = snapshot_chunk_end(addr, range.end)?;
-                let mut hmm_range =
-                    Range::new(addr, next, Request::Snapshot, Some(&self.mdevice.owner))?;
+                let mut hmm_range = Range::new(addr, next, Request::Snapshot, Some(self.owner()))?;
                 let mut perm = [0u8; FAULT_CHUNK_PAGES];
                 let n = self.mirror.fault(mm, &mut hmm_range, |commit| {
                     perm.iter_mut()
                         .zip(commit.range().iter())
-                        .map(|(slot, (_, pfn))| *slot = snapshot_entry(&pfn))
+                        .map(|(slot, (_, pfn))| *slot = snapshot_entry(&pfn, self.owner()))
                         .count()
                 })?;
                 out.write_slice(perm.get(..n).ok_or(EINVAL)?)?;

@@ -20,7 +20,9 @@ use kernel::str::CString;
 use kernel::sync::Arc;
 
 mod device;
+mod devmem;
 mod dmirror;
+mod migrate;
 mod mirror;
 mod uapi;
 
@@ -78,7 +80,7 @@ impl kernel::Module for HmmDmirror {
         let region = ChrdevRegion::new(DMIRROR_NDEVICES, kernel::c_str!("HMM_DMIRROR"))?;
         let mut devices = KVec::with_capacity(DMIRROR_NDEVICES as usize, GFP_KERNEL)?;
         for (id, memory) in (0u32..).zip(memory_types()) {
-            let mdevice = Arc::pin_init(DmirrorDevice::new(id, memory), GFP_KERNEL)?;
+            let mdevice = Arc::pin_init(DmirrorDevice::new(id, memory)?, GFP_KERNEL)?;
             match mdevice.memory {
                 MemoryType::DevicePrivate => pr_info!("hmm_dmirror{id}: device-private memory\n"),
                 MemoryType::DeviceCoherent { spm_addr } => {

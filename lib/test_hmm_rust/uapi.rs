@@ -62,12 +62,10 @@ pub(crate) const HMM_DMIRROR_PROT_PUD: u8 = 0x08;
 /// SNAPSHOT: the shared zero page.
 pub(crate) const HMM_DMIRROR_PROT_ZERO: u8 = 0x10;
 /// SNAPSHOT: device-private memory of this device.
-#[expect(dead_code)]
 pub(crate) const HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL: u8 = 0x20;
 /// SNAPSHOT: device-private memory of another device.
 pub(crate) const HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE: u8 = 0x30;
 /// SNAPSHOT: device-coherent memory of this device.
-#[expect(dead_code)]
 pub(crate) const HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL: u8 = 0x40;
 /// SNAPSHOT: device-coherent memory of another device.
 pub(crate) const HMM_DMIRROR_PROT_DEV_COHERENT_REMOTE: u8 = 0x50;

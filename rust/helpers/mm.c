@@ -3,6 +3,7 @@
 #include <linux/highmem.h>
 #include <linux/mm.h>
 #include <linux/mmap_lock.h>
+#include <linux/pagemap.h>
 #include <linux/sched/mm.h>
 
 void rust_helper_mmgrab(struct mm_struct *mm)
@@ -66,4 +67,24 @@ void rust_helper_memcpy_to_page(struct page *page, size_t offset,
 				const char *from, size_t len)
 {
 	memcpy_to_page(page, offset, from, len);
+}
+
+void rust_helper_copy_highpage(struct page *to, struct page *from)
+{
+	copy_highpage(to, from);
+}
+
+void rust_helper_clear_highpage(struct page *page)
+{
+	clear_highpage(page);
+}
+
+void rust_helper_lock_page(struct page *page)
+{
+	lock_page(page);
+}
+
+void rust_helper_put_page(struct page *page)
+{
+	put_page(page);
 }

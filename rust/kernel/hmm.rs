@@ -229,7 +229,7 @@ pub enum PageKind {
     DeviceCoherent,
 }
 
-impl HmmPfn<'_> {
+impl<'a> HmmPfn<'a> {
     /// Whether a page is mapped (`HMM_PFN_VALID`).
     #[inline]
     pub fn is_valid(&self) -> bool {
@@ -275,6 +275,15 @@ impl HmmPfn<'_> {
         Some(unsafe { bindings::pfn_to_page(pfn) })
     }
 
+    /// The device page mapped, if it is one (device-private pages are only reported to their
+    /// owner; device-coherent ones to anyone).
+    #[cfg(all(CONFIG_DEVICE_PRIVATE, CONFIG_DEVICE_MIGRATION))]
+    pub fn device_page(&self) -> Option<crate::memremap::DevicePageRef<'a>> {
+        // SAFETY: While the result is valid (`'a`), the CPU maps the page, which keeps it
+        // allocated.
+        unsafe { crate::memremap::DevicePageRef::from_raw(self.page()?) }
+    }
+
     /// The kind of page mapped, if any.
     pub fn kind(&self) -> Option<PageKind> {
         let page = self.page()?;
@@ -300,6 +309,20 @@ impl HmmPfn<'_> {
 /// Only exists inside the `commit` of [`range_fault`], where it is valid.
 pub struct FaultedRange<'a> {
     range: &'a Range<'a>,
+}
+
+impl FaultedRange<'_> {
+    /// The owner whose device-private pages the result reports as they are.
+    #[inline]
+    pub(crate) fn owner(&self) -> Option<&Owner> {
+        self.range.owner
+    }
+
+    /// What was asked of every page.
+    #[inline]
+    pub fn request(&self) -> Request {
+        self.range.request
+    }
 }
 
 impl<'a> FaultedRange<'a> {

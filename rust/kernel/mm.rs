@@ -46,6 +46,7 @@ crate::layout::assert_c_layout!(task_struct {
     mm: RUST_LAYOUT_task_struct_mm
 });
 
+pub mod highmem;
 pub mod virt;
 
 /// The shift of the size a PMD entry maps (2 MiB on x86-64).

@@ -4,10 +4,15 @@
 //!
 //! A [`Mirror`] is an [`MmuIntervalNotifier`] whose state is a [`DevicePageTable`] plus the
 //! driver's own data. Every invalidation clears the table over its range before the driver
-//! hears of it, and the table can only be filled from a [`range_fault`] result validated
-//! against the same mirror ([`MirrorCommit::map`]). So a page found in the table
-//! ([`MirroredPage`]) is still mapped by the CPU, and stays so while the mirror lock is held:
-//! the table holds no reference to it, and needs none.
+//! hears of it (the driver's own migrations included), and the table can only be filled from
+//! a [`range_fault`] result validated against the same mirror ([`MirrorCommit::map`]). So a
+//! page found in the table ([`MirroredPage`]) is still mapped by the CPU, and stays so while
+//! the mirror lock is held: the table holds no reference to it, and needs none.
+//!
+//! An entry maps a page the CPU can address (system memory, or device-coherent memory), or a
+//! device-private page of the mirror's owner, whose data only the device's own storage holds:
+//! [`MirroredPage::as_cpu`] gives no access to such a page. Pages that a migration put on the
+//! device enter the table the same way, from a [`range_fault`] made after the migration.
 //!
 //! # Examples
 //!
@@ -35,9 +40,10 @@
 //! let guard = mirror.lock();
 //! let page = guard.table().lookup(addr).ok_or(ENOENT)?;
 //! assert!(page.is_writable());
-//! page.write(&[0x5a; 8])?;
+//! let cpu = page.as_cpu().ok_or(EINVAL)?;
+//! cpu.write(0, &[0x5a; 8])?;
 //! let mut buf = [0u8; 8];
-//! page.read(&mut buf)?;
+//! cpu.read(0, &mut buf)?;
 //! assert_eq!(buf, [0x5a; 8]);
 //! drop(guard);
 //! let mut cpu = [0u8; 8];
@@ -90,18 +96,18 @@
 //! # Ok::<(), Error>(())
 //! ```
 
-use super::{range_fault, range_fault_locked, FaultedRange, PageKind, Range};
+use super::{range_fault, range_fault_locked, FaultedRange, HmmPfn, PageKind, Range};
 use crate::{
     alloc::flags::{__GFP_NOWARN, GFP_ATOMIC},
     bindings,
     error::Result,
-    mm::{Mm, MmWithUser, MmapReadGuard},
+    mm::{highmem::CpuPage, Mm, MmWithUser, MmapReadGuard},
     mmu_notifier::{IntervalNotifierOps, MmuIntervalNotifier, NotifierGuard, NotifierRange},
-    page::{PAGE_SHIFT, PAGE_SIZE},
+    page::PAGE_SHIFT,
     prelude::*,
     xarray::{Value, XArray},
 };
-use core::marker::PhantomData;
+use core::{marker::PhantomData, ptr::NonNull};
 
 /// What a driver keeps in a [`Mirror`] besides its device page table.
 pub trait MirrorOps: Send + Sized {
@@ -271,18 +277,51 @@ impl<'a, T: MirrorOps> MirrorCommit<'a, T> {
     /// mapping is).
     ///
     /// Fails with `EFAULT` if a page is not mapped (a [`Request::Snapshot`] result) or cannot
-    /// be accessed, `EOPNOTSUPP` for device-private memory, and `ENOMEM`; the pages before
-    /// the failing one are mapped.
+    /// be accessed, and `ENOMEM`; the pages before the failing one are mapped.
     ///
     /// [`Request::Snapshot`]: super::Request::Snapshot
     pub fn map(&mut self) -> Result {
+        self.map_if(|_| true, false)
+    }
+
+    /// Maps the pages of the result that the CPU maps and for which `pred` is true.
+    ///
+    /// Other pages (not mapped, or not accessible) are skipped if `skip_unmapped`, else fail
+    /// with `EFAULT`. A page of a [`Request::Write`] result that is not writable fails with
+    /// `EACCES`: a device-private page of the range's owner is reported as it is, read-only
+    /// after `mprotect` or `fork`, even when writing was asked (the C module `WARN`s there);
+    /// the caller that wants to write it migrates it back to system memory, where the write
+    /// fault breaks copy-on-write, and faults again.
+    ///
+    /// [`Request::Write`]: super::Request::Write
+    pub fn map_if(
+        &mut self,
+        mut pred: impl FnMut(&HmmPfn<'_>) -> bool,
+        skip_unmapped: bool,
+    ) -> Result {
+        let has_owner = self.range.owner().is_some();
+        let write = self.range.request() == super::Request::Write;
         for (addr, pfn) in self.range.iter() {
-            let kind = pfn.kind().ok_or(EFAULT)?;
-            if kind == PageKind::DevicePrivate {
-                return Err(EOPNOTSUPP);
+            let (Some(kind), Some(page)) = (pfn.kind(), pfn.pfn()) else {
+                if skip_unmapped {
+                    continue;
+                }
+                return Err(EFAULT);
+            };
+            if !pred(&pfn) {
+                continue;
             }
-            let page = pfn.pfn().ok_or(EFAULT)?;
-            self.state.table.insert(addr, page, pfn.is_writable())?;
+            if write && !pfn.is_writable() {
+                return Err(EACCES);
+            }
+            let private = kind == PageKind::DevicePrivate;
+            // `hmm_range_fault` reports the device-private pages of the range's owner only.
+            if private && !has_owner {
+                return Err(EFAULT);
+            }
+            self.state
+                .table
+                .insert(addr, page, pfn.is_writable(), private)?;
         }
         Ok(())
     }
@@ -295,10 +334,11 @@ impl<'a, T: MirrorOps> MirrorCommit<'a, T> {
 ///
 /// # Invariants
 ///
-/// Every entry maps the page index of a virtual address to `pfn << 1 | writable` for a page
-/// that the CPU maps at that address with that permission: an entry is inserted only from a
-/// validated [`range_fault`] result, and removed by every invalidation of its address, both
-/// under the mirror lock.
+/// Every entry maps the page index of a virtual address to `pfn << 2 | private << 1 |
+/// writable` for a page that the CPU maps at that address with that permission, `private`
+/// telling a device-private page (of the mirror's owner) from one the CPU can address: an
+/// entry is inserted only from a validated [`range_fault`] result, and removed by every
+/// invalidation of its address, both under the mirror lock.
 pub struct DevicePageTable {
     xa: Pin<KBox<XArray<Value>>>,
 }
@@ -310,10 +350,10 @@ impl DevicePageTable {
         })
     }
 
-    fn insert(&mut self, addr: usize, pfn: usize, writable: bool) -> Result {
+    fn insert(&mut self, addr: usize, pfn: usize, writable: bool, private: bool) -> Result {
         let entry = pfn
-            .checked_mul(2)
-            .and_then(|e| Value::new(e | usize::from(writable)))
+            .checked_mul(4)
+            .and_then(|e| Value::new(e | usize::from(private) << 1 | usize::from(writable)))
             .ok_or(EINVAL)?;
         // The mirror lock is held, and an invalidation from reclaim takes it: no sleeping
         // allocation here. Failing is fine (the caller gets `ENOMEM`), warning is not.
@@ -329,11 +369,13 @@ impl DevicePageTable {
         let entry = self.xa.lock().get(addr >> PAGE_SHIFT)?.get();
         // SAFETY: By the type invariant the pfn is of a page the CPU maps, which has a
         // `struct page`.
-        let page = unsafe { bindings::pfn_to_page(entry >> 1) };
+        let page = unsafe { bindings::pfn_to_page(entry >> 2) };
         // INVARIANT: The entry is present under the mirror lock, which `&self` borrows.
         Some(MirroredPage {
-            page,
+            // SAFETY: `pfn_to_page` of a page's pfn is not null.
+            page: unsafe { NonNull::new_unchecked(page) },
             writable: entry & 1 != 0,
+            private: entry & 2 != 0,
             _p: PhantomData,
         })
     }
@@ -356,52 +398,41 @@ impl DevicePageTable {
     }
 }
 
-/// A CPU page mapped in a device page table, usable while the mirror lock is held.
+/// A page mapped in a device page table, usable while the mirror lock is held.
 ///
 /// # Invariants
 ///
-/// `page` is a CPU-addressable page that the CPU maps at the mirrored address (writable if
-/// `writable`), and stays so for `'a`, the borrow of the locked [`DevicePageTable`].
+/// `page` is a page that the CPU maps at the mirrored address (writable if `writable`), and
+/// stays so for `'a`, the borrow of the locked [`DevicePageTable`]; it is a device-private
+/// page of the mirror's owner if `private`, else a page the CPU can address.
 pub struct MirroredPage<'a> {
-    page: *mut bindings::page,
+    page: NonNull<bindings::page>,
     writable: bool,
+    private: bool,
     _p: PhantomData<&'a DevicePageTable>,
 }
 
-impl MirroredPage<'_> {
+impl<'a> MirroredPage<'a> {
     /// Whether the device may write the page.
     #[inline]
     pub fn is_writable(&self) -> bool {
         self.writable
     }
 
-    /// Copies the first `dst.len()` bytes of the page into `dst` (at most a page).
-    pub fn read(&self, dst: &mut [u8]) -> Result {
-        if dst.len() > PAGE_SIZE {
-            return Err(EINVAL);
-        }
-        // SAFETY: The page is valid and CPU-addressable (type invariant) and `dst` is valid for
-        // `dst.len()` bytes, at most a page. The process may write the page concurrently: the
-        // C `memcpy` copies whatever bytes it finds, as a device would, and nothing in Rust
-        // holds a reference to the page's memory.
-        unsafe { bindings::memcpy_from_page(dst.as_mut_ptr().cast(), self.page, 0, dst.len()) };
-        Ok(())
+    /// The page, if the CPU can address it (system or device-coherent memory): the device
+    /// reads and writes it through the CPU. `None` for a device-private page.
+    #[inline]
+    pub fn as_cpu(&self) -> Option<CpuPage<'a>> {
+        // SAFETY: Not device-private: CPU-addressable, and mapped for `'a` (type invariant).
+        (!self.private).then(|| unsafe { CpuPage::from_raw(self.page) })
     }
 
-    /// Copies `src` to the start of the page (at most a page). Fails with `EPERM` if the
-    /// page is not mapped writable.
-    pub fn write(&self, src: &[u8]) -> Result {
-        if src.len() > PAGE_SIZE {
-            return Err(EINVAL);
-        }
-        if !self.writable {
-            return Err(EPERM);
-        }
-        // SAFETY: The page is valid, CPU-addressable and writable (type invariant) and `src`
-        // is valid for `src.len()` bytes, at most a page. Concurrent accesses by the process
-        // race as they would with a device: the C `memcpy` makes no Rust reference to the
-        // page's memory.
-        unsafe { bindings::memcpy_to_page(self.page, 0, src.as_ptr().cast(), src.len()) };
-        Ok(())
+    /// The page, if it is device memory (device-private of the mirror's owner, or
+    /// device-coherent of any owner).
+    #[cfg(all(CONFIG_DEVICE_PRIVATE, CONFIG_DEVICE_MIGRATION))]
+    #[inline]
+    pub fn as_device(&self) -> Option<crate::memremap::DevicePageRef<'a>> {
+        // SAFETY: The CPU maps the page for `'a` (type invariant), so it is allocated.
+        unsafe { crate::memremap::DevicePageRef::from_raw(self.page.as_ptr()) }
     }
 }

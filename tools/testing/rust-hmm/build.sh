@@ -154,6 +154,11 @@ if [ ! -x "$BUILD/dmirror-checks" ] || [ "$CHECKS" -nt "$BUILD/dmirror-checks" ]
 	step "dmirror-checks (static)"
 	gcc -static -Wall -O2 -I "$KSRC" -isystem "$KSRC/usr/include" -o "$BUILD/dmirror-checks" "$CHECKS" -lpthread
 fi
+PAGEMAP=$REPO/tools/testing/rust-hmm/dmirror-pagemap.c
+if [ ! -x "$BUILD/dmirror-pagemap" ] || [ "$PAGEMAP" -nt "$BUILD/dmirror-pagemap" ]; then
+	step "dmirror-pagemap (static)"
+	gcc -static -Wall -O2 -I "$KSRC" -isystem "$KSRC/usr/include" -o "$BUILD/dmirror-pagemap" "$PAGEMAP"
+fi
 FUZZ=$REPO/tools/testing/rust-hmm/dmirror-fuzz.c
 if [ ! -x "$BUILD/dmirror-fuzz" ] || [ "$FUZZ" -nt "$BUILD/dmirror-fuzz" ]; then
 	step "dmirror-fuzz (static)"

@@ -46,6 +46,27 @@ run() {
 	wait $pid
 }
 
+# Runs a checks program (one "ok: ..." or "FAIL: ..." line per check) for suite $1 on device
+# $2, through a file, not a pipe, to keep its exit status: a crash may print no FAIL line.
+checks() {
+	suite=$1
+	dev=$2
+	shift 2
+	"$@" >/tmp/checks.out 2>&1
+	rc=$?
+	failed=0
+	while read -r verdict what; do
+		case $verdict in
+		ok:) say "@@@ CHECK $suite ok: $dev $what" ;;
+		*) say "@@@ CHECK $suite FAIL: $dev $verdict $what"; failed=1 ;;
+		esac
+	done </tmp/checks.out
+	# It exits 1 after a FAIL line; anything else (a signal is 128 + n) is a crash.
+	if [ $rc -ne 0 ] && { [ $failed = 0 ] || [ $rc -ne 1 ]; }; then
+		say "@@@ CHECK $suite FAIL: $dev ${1##*/} exited with $rc"
+	fi
+}
+
 precondition() {
 	free=$(sed -n 's/^HugePages_Free: *//p' /proc/meminfo)
 	[ "${free:-0}" -gt 0 ] || { say "@@@ PRECONDITION $1 HugePages_Free is ${free:-missing}"; return 1; }
@@ -74,23 +95,14 @@ for t in $TESTS; do
 		end=$(cut -d' ' -f1 /proc/uptime)
 		say "@@@ END $t rc=$rc seconds=$(echo "$end $start" | awk '{printf "%.1f", $1 - $2}')"
 	fi
-	# Our own checks of the file operations and ioctl argument checks (dmirror-checks.c).
-	# Through a file, not a pipe, to keep its exit status: a crash may print no FAIL line.
+	# Our own checks of the file operations and ioctl argument checks (dmirror-checks.c),
+	# and that migration really moves pages (dmirror-pagemap.c reads /proc/self/pagemap).
 	for dev in /dev/hmm_dmirror0 /dev/hmm_dmirror2; do
-		/bin/dmirror-checks $dev $t >/tmp/dmirror-checks.out 2>&1
-		rc=$?
-		failed=0
-		while read -r verdict what; do
-			case $verdict in
-			ok:) say "@@@ CHECK $t ok: $dev $what" ;;
-			*) say "@@@ CHECK $t FAIL: $dev $verdict $what"; failed=1 ;;
-			esac
-		done </tmp/dmirror-checks.out
-		# It exits 1 after a FAIL line; anything else (a signal is 128 + n) is a crash.
-		if [ $rc -ne 0 ] && { [ $failed = 0 ] || [ $rc -ne 1 ]; }; then
-			say "@@@ CHECK $t FAIL: $dev dmirror-checks exited with $rc"
-		fi
+		checks $t $dev /bin/dmirror-checks $dev $t
 	done
+	checks $t /dev/hmm_dmirror0 /bin/dmirror-pagemap /dev/hmm_dmirror0 private 0 $t
+	# Minor 2 uses spm_addr_dev1, as in C.
+	checks $t /dev/hmm_dmirror2 /bin/dmirror-pagemap /dev/hmm_dmirror2 coherent 0x150000000 $t
 
 	# Random ioctls racing mapping changes, on the Rust device only: the C module WARNs on
 	# a huge READ (it vmallocs the whole buffer).

@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The device's memory: 256 MiB chunks of ZONE_DEVICE pages, added on demand
+//! (`dmirror_allocate_chunk`).
+//!
+//! Device-private memory cannot be addressed by the CPU; this fake device keeps the data of
+//! each of its pages in a page of system memory, the page's [`Storage`]. Device-coherent
+//! memory is the `spm_addr_devN` reservation, which the CPU addresses directly: one chunk.
+
+use crate::device::{DmirrorDevice, MemoryType};
+use kernel::memremap::{DevicePage, Memory, NewDevicePage, Pagemap, PagemapOps};
+use kernel::mm::highmem::CpuPage;
+use kernel::page::Page;
+use kernel::prelude::*;
+
+/// The size of a chunk of device memory, as in C.
+pub(crate) const DEVMEM_CHUNK_SIZE: usize = 256 << 20;
+
+/// The most chunks of device-private memory a device adds (16 GiB): past that, `ENOMEM`.
+const DEVMEM_MAX_CHUNKS: usize = 64;
+
+/// Where the data of a device page is.
+pub(crate) struct Storage {
+    /// The simulated device memory of a device-private page; `None` for device-coherent
+    /// memory, which holds its own data.
+    ram: Option<Page>,
+}
+
+/// A chunk of device memory (`struct dmirror_chunk`).
+pub(crate) struct Chunk;
+
+impl PagemapOps for Chunk {
+    type PageData = KBox<Storage>;
+
+    fn copy_to_ram(page: &DevicePage<'_, Self>, dst: &CpuPage<'_>) -> Result {
+        dst.copy_from(&storage_page(page)?);
+        Ok(())
+    }
+}
+
+/// The page that holds the data of the device page `page`: the page itself if it is
+/// device-coherent, its storage if it is device-private.
+pub(crate) fn storage_page<'a>(page: &DevicePage<'a, Chunk>) -> Result<CpuPage<'a>> {
+    if let Some(cpu) = page.as_cpu() {
+        return Ok(cpu);
+    }
+    let storage: &'a Storage = page.data();
+    storage.ram.as_ref().map(CpuPage::from_page).ok_or(EINVAL)
+}
+
+/// The page that will hold the data of the new device page `page`.
+pub(crate) fn new_storage_page<'a>(page: &'a NewDevicePage<'_, Chunk>) -> Option<CpuPage<'a>> {
+    if let Some(cpu) = page.as_cpu() {
+        return Some(cpu);
+    }
+    let storage: &'a Storage = page.data();
+    storage.ram.as_ref().map(CpuPage::from_page)
+}
+
+/// The chunks of a device (`devmem_chunks`, under `devmem_lock`).
+pub(crate) type Chunks = KVec<Pin<KBox<Pagemap<Chunk>>>>;
+
+impl DmirrorDevice {
+    /// Allocates a free page of device memory from `chunks`, adding a chunk when every one is
+    /// full (`dmirror_devmem_alloc_page`).
+    pub(crate) fn alloc_page<'a>(
+        &self,
+        chunks: &'a mut Chunks,
+    ) -> Result<NewDevicePage<'a, Chunk>> {
+        let storage = || -> Result<KBox<Storage>> {
+            let ram = match self.memory {
+                MemoryType::DevicePrivate => Some(Page::alloc_page(GFP_KERNEL)?),
+                MemoryType::DeviceCoherent { .. } => None,
+            };
+            Ok(KBox::new(Storage { ram }, GFP_KERNEL)?)
+        };
+        let index = match chunks.iter().position(|c| c.allocated() < c.npages()) {
+            Some(index) => index,
+            None => {
+                let index = chunks.len();
+                let chunk = self.new_chunk(index)?;
+                chunks.push(chunk, GFP_KERNEL)?;
+                index
+            }
+        };
+        chunks.get(index).ok_or(ENOMEM)?.alloc_page(storage()?)
+    }
+
+    /// Maps a new chunk of device memory, the `n`-th of the device.
+    fn new_chunk(&self, n: usize) -> Result<Pin<KBox<Pagemap<Chunk>>>> {
+        let memory = match self.memory {
+            MemoryType::DevicePrivate if n < DEVMEM_MAX_CHUNKS => Memory::DevicePrivate {
+                size: DEVMEM_CHUNK_SIZE,
+            },
+            // The reservation holds one chunk.
+            MemoryType::DeviceCoherent { spm_addr } if n == 0 => Memory::DeviceCoherent {
+                start: spm_addr,
+                size: DEVMEM_CHUNK_SIZE,
+            },
+            _ => return Err(ENOMEM),
+        };
+        let chunk = KBox::pin_init(
+            Pagemap::new(
+                self.owner.clone(),
+                memory,
+                kernel::c_str!("hmm_dmirror"),
+                Chunk,
+            ),
+            GFP_KERNEL,
+        )?;
+        pr_info!(
+            "hmm_dmirror{}: added new {} MB chunk (total {} chunks) PFNs [{:#x} {:#x})\n",
+            self.id,
+            DEVMEM_CHUNK_SIZE >> 20,
+            n.saturating_add(1),
+            chunk.start_pfn(),
+            chunk.start_pfn().saturating_add(chunk.npages())
+        );
+        Ok(chunk)
+    }
+
+    /// Migrates every page of the device back to system memory and removes its chunks
+    /// (`dmirror_device_remove_chunks`, HMM_DMIRROR_RELEASE).
+    pub(crate) fn remove_chunks(&self) {
+        let chunks = core::mem::take(&mut *self.chunks.lock());
+        // Each chunk evicts its pages when dropped, then unmaps.
+        drop(chunks);
+    }
+}

@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! HMM_DMIRROR_MIGRATE_TO_DEV and HMM_DMIRROR_MIGRATE_TO_SYS: move a range of the process's
+//! memory into the device's memory and back (`dmirror_migrate_to_device`,
+//! `dmirror_migrate_to_system`).
+
+use crate::device::MemoryType;
+use crate::devmem::{new_storage_page, Chunk};
+use crate::dmirror::{CheckedRange, Dmirror};
+use crate::mirror::{chunk_end, do_read, Access, Bounce};
+use crate::uapi::*;
+use kernel::hmm::{Range, Request};
+use kernel::migrate::{migrate_vma, Select, Source};
+use kernel::mm::{
+    virt::{flags, VmaRef},
+    MmWithUser, MmapReadGuard,
+};
+use kernel::prelude::*;
+use kernel::task::{cond_resched, fatal_signal_pending};
+use kernel::uaccess::UserSlice;
+
+impl Dmirror {
+    /// Runs `batch` over `[start, end)` in pieces of at most 64 pages that each lie in one
+    /// VMA, with the mmap read lock held, as C does: `EINVAL` for a hole or a VMA that cannot
+    /// be read, and when the process has exited.
+    fn for_each_batch(
+        &self,
+        range: &CheckedRange,
+        mut batch: impl FnMut(&MmapReadGuard<'_>, usize, usize) -> Result,
+    ) -> Result {
+        let mm = self.mirror.mm();
+        mm.with_user(|mm| -> Result {
+            let mmap = mm.mmap_read_lock_killable()?;
+            let mut addr = range.start;
+            while addr < range.end {
+                cond_resched();
+                if fatal_signal_pending() {
+                    return Err(EINTR);
+                }
+                let vma = mmap.vma_lookup(addr).ok_or(EINVAL)?;
+                if vma.flags() & flags::READ == 0 {
+                    return Err(EINVAL);
+                }
+                let next = chunk_end(addr, range.end)?.min(vma.end());
+                batch(&mmap, addr, next)?;
+                addr = next;
+            }
+            Ok(())
+        })
+        .ok_or(EINVAL)?
+    }
+
+    /// HMM_DMIRROR_MIGRATE_TO_DEV: migrates the range into device memory, maps what moved in
+    /// the device page table, and returns the data read through the device in `ptr`.
+    pub(crate) fn migrate_to_dev(&self, cmd: &mut HmmDmirrorCmd, range: &CheckedRange) -> Result {
+        let owner = self.owner();
+        self.for_each_batch(range, |mmap, start, end| {
+            let vma = mmap.vma_lookup(start).ok_or(EINVAL)?;
+            let mut chunks = self.mdevice.chunks.lock();
+            migrate_vma(vma, start, end, Select::SYSTEM, owner, |migration| {
+                for entry in migration.entries() {
+                    let src = match entry.source() {
+                        Source::Empty => None,
+                        Source::System(page) => Some(page),
+                        // Not selected: nothing to do.
+                        Source::NotMigrating | Source::Device(_) => continue,
+                    };
+                    // Out of device memory: the page stays (C goes on the same way).
+                    let Ok(page) = self.mdevice.alloc_page(&mut chunks) else {
+                        continue;
+                    };
+                    let Some(dst) = new_storage_page(&page) else {
+                        continue;
+                    };
+                    match src {
+                        Some(src) => dst.copy_from(&src),
+                        None => dst.zero(),
+                    }
+                    entry.set_device(page);
+                }
+            })?;
+            drop(chunks);
+            // Map the pages now on this device, as the CPU maps them after the migration:
+            // a page an munmap or MADV_DONTNEED took meanwhile is simply not there.
+            let mut hmm_range = Range::new(start, end, Request::Snapshot, Some(owner))?;
+            self.mirror.fault_locked(mmap, &mut hmm_range, |commit| {
+                commit.map_if(
+                    |pfn| {
+                        pfn.device_page()
+                            .is_some_and(|page| page.is_owned_by(owner))
+                    },
+                    true,
+                )
+            })?
+        })?;
+
+        // Return the migrated data for verification: what the device page table maps.
+        let mut bounce = Bounce::new(range)?;
+        let ret = match do_read(&self.mirror.lock(), owner, range, &mut bounce) {
+            Ok(()) => Ok(()),
+            // Like C: a page that did not move is missing from the device page table.
+            Err(Access::Missing) => Err(ENOENT),
+            Err(Access::Failed(e)) => Err(e),
+        };
+        if ret.is_ok() {
+            let user = UserSlice::new(usize::try_from(cmd.ptr)?, bounce.buf.len());
+            user.writer().write_slice(&bounce.buf)?;
+        }
+        cmd.cpages = u64::try_from(bounce.cpages)?;
+        ret
+    }
+
+    /// Migrates the device's pages of `[start, end)` of `vma` (at most 64 pages) back to
+    /// system memory; returns how many moved.
+    fn migrate_batch_to_sys(&self, vma: &VmaRef, start: usize, end: usize) -> Result<usize> {
+        let owner = self.owner();
+        let select = match self.mdevice.memory {
+            MemoryType::DevicePrivate => Select::DEVICE_PRIVATE,
+            MemoryType::DeviceCoherent { .. } => Select::DEVICE_COHERENT,
+        };
+        let ((), migrated) = migrate_vma(vma, start, end, select, owner, |migration| {
+            for entry in migration.entries() {
+                let Source::Device(page) = entry.source() else {
+                    continue;
+                };
+                let Some(page) = page.pagemap::<Chunk>(owner) else {
+                    continue;
+                };
+                // A page that cannot be copied stays on the device.
+                let _ = entry.copy_to_ram(&page);
+            }
+        })?;
+        Ok(migrated.pages)
+    }
+
+    /// Migrates the device's pages of `[start, end)` (at most 64 pages) back to system
+    /// memory, VMA by VMA.
+    pub(crate) fn migrate_range_to_ram(&self, mm: &MmWithUser, start: usize, end: usize) -> Result {
+        let mmap = mm.mmap_read_lock_killable()?;
+        let mut addr = start;
+        while addr < end {
+            let vma = mmap.vma_lookup(addr).ok_or(EFAULT)?;
+            let next = end.min(vma.end());
+            self.migrate_batch_to_sys(vma, addr, next)?;
+            addr = next;
+        }
+        Ok(())
+    }
+
+    /// HMM_DMIRROR_MIGRATE_TO_SYS: migrates the device's pages of the range back to system
+    /// memory; `cpages` counts the pages that moved.
+    pub(crate) fn migrate_to_sys(&self, cmd: &mut HmmDmirrorCmd, range: &CheckedRange) -> Result {
+        cmd.cpages = 0;
+        self.for_each_batch(range, |mmap, start, end| {
+            let vma = mmap.vma_lookup(start).ok_or(EINVAL)?;
+            let pages = self.migrate_batch_to_sys(vma, start, end)?;
+            cmd.cpages = cmd.cpages.saturating_add(u64::try_from(pages)?);
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,710 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Device memory: ZONE_DEVICE pagemaps (`struct dev_pagemap`).
+//!
+//! A [`Pagemap`] gives a range of device memory `struct page`s, so that the pages of a process
+//! can be migrated into it ([`crate::migrate`]) while the process keeps running:
+//!
+//! * [`MemoryType::DevicePrivate`] memory cannot be addressed by the CPU. Its physical range
+//!   is a free one that the kernel picks (`request_free_mem_region`); where the data of each
+//!   page really lives is up to the driver, which keeps it as the page's [`PagemapOps::PageData`].
+//!   A CPU access to such a page faults, and the abstraction migrates it back to system
+//!   memory, asking the driver to copy it ([`PagemapOps::copy_to_ram`]).
+//! * [`MemoryType::DeviceCoherent`] memory is real memory at a physical range the driver
+//!   names, which the CPU addresses like RAM; the pagemap claims the range
+//!   (`request_mem_region`), so it can be neither RAM nor another device's.
+//!
+//! The pagemap keeps its own free list of pages. [`Pagemap::alloc_page`] hands out a page for
+//! a migration destination ([`NewDevicePage`]); when the last reference to an allocated page
+//! goes, the page returns to the free list and its data is dropped. Dropping a pagemap first
+//! migrates every allocated page back to system memory (eviction), then unmaps the range.
+//!
+//! Pages are named by [`DevicePageRef`] (any device page, borrowed) and [`DevicePage`] (a page
+//! of a given pagemap type, with its data); a device-private page can never be turned into a
+//! [`CpuPage`].
+//!
+//! C header: [`include/linux/memremap.h`](srctree/include/linux/memremap.h)
+
+use crate::{
+    bindings,
+    error::{from_err_ptr, Result},
+    hmm::Owner,
+    mm::highmem::CpuPage,
+    page::PAGE_SHIFT,
+    prelude::*,
+    str::CStr,
+    sync::{Arc, LockClassKey, SpinLock},
+    types::{ForeignOwnable, Opaque},
+};
+use core::{any::TypeId, marker::PhantomData, ptr::NonNull};
+
+crate::layout::assert_c_layout!(dev_pagemap {
+    size: RUST_LAYOUT_dev_pagemap_SIZE,
+    align: RUST_LAYOUT_dev_pagemap_ALIGN,
+    type_: RUST_LAYOUT_dev_pagemap_type,
+    ops: RUST_LAYOUT_dev_pagemap_ops,
+    owner: RUST_LAYOUT_dev_pagemap_owner,
+    nr_range: RUST_LAYOUT_dev_pagemap_nr_range,
+    __bindgen_anon_1.range: RUST_LAYOUT_dev_pagemap_range,
+});
+
+crate::layout::assert_c_layout!(dev_pagemap_ops {
+    size: RUST_LAYOUT_dev_pagemap_ops_SIZE,
+    align: RUST_LAYOUT_dev_pagemap_ops_ALIGN,
+    page_free: RUST_LAYOUT_dev_pagemap_ops_page_free,
+    migrate_to_ram: RUST_LAYOUT_dev_pagemap_ops_migrate_to_ram,
+});
+
+/// The kind of memory a [`Pagemap`] provides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemoryType {
+    /// Memory the CPU cannot address (`MEMORY_DEVICE_PRIVATE`).
+    DevicePrivate,
+    /// Memory the CPU addresses coherently (`MEMORY_DEVICE_COHERENT`).
+    DeviceCoherent,
+}
+
+/// Where the memory of a [`Pagemap`] is.
+#[derive(Clone, Copy, Debug)]
+pub enum Memory {
+    /// Device-private memory of `size` bytes, in a physical range no RAM or device uses
+    /// (rounded up to a memory section, 128 MiB on x86-64).
+    DevicePrivate {
+        /// The size in bytes.
+        size: usize,
+    },
+    /// Device-coherent memory at the physical range `[start, start + size)`, which must not be
+    /// RAM: the pagemap claims it, and fails with `EBUSY` if anyone else has.
+    DeviceCoherent {
+        /// The physical address of the range, 2 MiB aligned.
+        start: u64,
+        /// The size in bytes, a multiple of 2 MiB.
+        size: usize,
+    },
+}
+
+/// The callbacks of a [`Pagemap`], and the data it keeps per page.
+pub trait PagemapOps: Send + Sync + Sized + 'static {
+    /// What the driver keeps for each allocated page (`zone_device_data`): for device-private
+    /// memory, where the page's data really is.
+    ///
+    /// It is dropped when the page is freed, which may happen under a page-table spinlock: its
+    /// `Drop` must not sleep.
+    type PageData: ForeignOwnable + Send;
+
+    /// Copies the data of `page` into `dst`, a page of system memory, to migrate it back: on
+    /// a CPU access to a device-private page, on eviction, or for a driver's own migration.
+    ///
+    /// # Context
+    ///
+    /// Process context, may sleep; the mmap lock of the address space may be held (for a CPU
+    /// fault): do not take it.
+    fn copy_to_ram(page: &DevicePage<'_, Self>, dst: &CpuPage<'_>) -> Result;
+}
+
+/// The free pages of a [`Pagemap`]: a stack of page indices.
+///
+/// # Invariants
+///
+/// `stack[..top]` holds the indices of the free pages, each once; `stack` has one slot per
+/// page of the pagemap, so freeing a page never allocates.
+struct FreePages {
+    stack: KVVec<u32>,
+    top: usize,
+    /// The pagemap is going away: no more allocations.
+    removing: bool,
+}
+
+impl FreePages {
+    fn new(npages: usize) -> Result<Self> {
+        let count = u32::try_from(npages).map_err(|_| EINVAL)?;
+        let mut stack = KVVec::with_capacity(npages, GFP_KERNEL)?;
+        // Hand out the lowest pages first.
+        for i in (0..count).rev() {
+            stack.push(i, GFP_KERNEL)?;
+        }
+        // INVARIANT: Every page is free, once.
+        Ok(Self {
+            stack,
+            top: npages,
+            removing: false,
+        })
+    }
+
+    fn pop(&mut self) -> Option<u32> {
+        let top = self.top.checked_sub(1)?;
+        let index = *self.stack.get(top)?;
+        self.top = top;
+        Some(index)
+    }
+
+    fn push(&mut self, index: u32) {
+        // A page is freed once per allocation (the C side drops its last reference once), so
+        // the stack has room.
+        if let Some(slot) = self.stack.get_mut(self.top) {
+            *slot = index;
+            self.top += 1;
+        }
+    }
+
+    /// Pages handed out and not freed yet.
+    fn allocated(&self) -> usize {
+        self.stack.len() - self.top
+    }
+}
+
+/// The lockdep class of every pagemap's free list, named once in the kernel image.
+#[inline(never)]
+fn free_pages_lock_class() -> (&'static CStr, &'static LockClassKey) {
+    (crate::c_str!("Pagemap::free"), crate::static_lock_class!())
+}
+
+/// A physical range claimed in `iomem_resource`; released when dropped.
+///
+/// # Invariants
+///
+/// `[start, start + len)` was claimed with `__request_region` or `request_free_mem_region`
+/// and is released only in `drop`.
+struct MemRegion {
+    start: u64,
+    len: u64,
+}
+
+impl MemRegion {
+    fn claim(memory: Memory, name: &'static CStr) -> Result<Self> {
+        match memory {
+            Memory::DevicePrivate { size } => {
+                // SAFETY: `iomem_resource` is the root of physical memory resources, and
+                // `name` lives forever. Returns a resource or an `ERR_PTR`, never null.
+                let res = from_err_ptr(unsafe {
+                    bindings::request_free_mem_region(
+                        &raw mut bindings::iomem_resource,
+                        size,
+                        name.as_char_ptr(),
+                    )
+                })?;
+                // SAFETY: `res` is a valid resource that stays claimed until released.
+                let (start, end) = unsafe { ((*res).start, (*res).end) };
+                // INVARIANT: `request_free_mem_region` claimed `[start, end]`.
+                Ok(Self {
+                    start,
+                    len: end - start + 1,
+                })
+            }
+            Memory::DeviceCoherent { start, size } => {
+                let len = u64::try_from(size)?;
+                if len == 0 || start.checked_add(len).is_none() {
+                    return Err(EINVAL);
+                }
+                // SAFETY: As above; `__request_region` checks that the range is free.
+                let res = unsafe {
+                    bindings::__request_region(
+                        &raw mut bindings::iomem_resource,
+                        start,
+                        len,
+                        name.as_char_ptr(),
+                        0,
+                    )
+                };
+                if res.is_null() {
+                    return Err(EBUSY);
+                }
+                // INVARIANT: The range was just claimed.
+                Ok(Self { start, len })
+            }
+        }
+    }
+}
+
+impl Drop for MemRegion {
+    fn drop(&mut self) {
+        // SAFETY: The range was claimed and is released only here (type invariant).
+        unsafe {
+            bindings::__release_region(&raw mut bindings::iomem_resource, self.start, self.len)
+        };
+    }
+}
+
+/// A range of device memory pages (`struct dev_pagemap`), with the driver's data `T`.
+///
+/// Created pinned ([`Pagemap::new`]); dropping it evicts every page still allocated, then
+/// unmaps the range, waiting for the last page reference.
+///
+/// # Invariants
+///
+/// * `pgmap` was mapped with `memremap_pages` (type and range as `memory`, `start_pfn`,
+///   `npages`; owner `owner`; ops [`PagemapVtable<T>`]) and is unmapped only in `drop`.
+/// * The struct is `repr(C)` and its first two fields do not depend on `T`: the `type_id` of
+///   any `Pagemap<U>` sits at the same offset from its `pgmap`, so a page's pagemap can be
+///   checked to be a `Pagemap<T>` before it is used as one.
+/// * A page of the range is allocated (refcount above zero, `zone_device_data` from
+///   `T::PageData::into_foreign`) exactly when its index is not among the free pages.
+#[repr(C)]
+#[pin_data(PinnedDrop)]
+pub struct Pagemap<T: PagemapOps> {
+    #[pin]
+    pgmap: Opaque<bindings::dev_pagemap>,
+    type_id: TypeId,
+    owner: Arc<Owner>,
+    memory: MemoryType,
+    start_pfn: usize,
+    npages: usize,
+    #[pin]
+    free: SpinLock<FreePages>,
+    data: T,
+    region: MemRegion,
+}
+
+// SAFETY: The C pagemap may be used from any thread; the free list is behind a spinlock and
+// `T` is `Send + Sync`.
+unsafe impl<T: PagemapOps> Send for Pagemap<T> {}
+
+// SAFETY: Shared references reach only `T` (`Sync`), the free list through its lock and the
+// C pagemap, whose state the C side synchronises.
+unsafe impl<T: PagemapOps> Sync for Pagemap<T> {}
+
+impl<T: PagemapOps> Pagemap<T> {
+    /// Maps device memory as `memory` says, owned by `owner`, with `data` as the driver's
+    /// data; `name` names the range in `/proc/iomem`.
+    ///
+    /// Fails with `EBUSY` if a device-coherent range is claimed already, `ENXIO` if it is
+    /// RAM, `ERANGE` if no free range is left for device-private memory, `EINVAL` for a bad
+    /// size, and `ENOMEM`.
+    ///
+    /// # Context
+    ///
+    /// Sleeps.
+    pub fn new(
+        owner: Arc<Owner>,
+        memory: Memory,
+        name: &'static CStr,
+        data: T,
+    ) -> impl PinInit<Self, Error> {
+        let region = MemRegion::claim(memory, name);
+        let memory = match memory {
+            Memory::DevicePrivate { .. } => MemoryType::DevicePrivate,
+            Memory::DeviceCoherent { .. } => MemoryType::DeviceCoherent,
+        };
+        try_pin_init!(Self {
+            region: region?,
+            type_id: TypeId::of::<T>(),
+            owner,
+            memory,
+            start_pfn: usize::try_from(region.start >> PAGE_SHIFT)?,
+            npages: usize::try_from(region.len >> PAGE_SHIFT)?,
+            free <- {
+                let free = FreePages::new(*npages)?;
+                let (name, key) = free_pages_lock_class();
+                SpinLock::new(free, name, key)
+            },
+            data,
+            // Last: once mapped, the pagemap must be unmapped by `drop`, which needs the rest.
+            pgmap <- {
+                let (start, end) = (region.start, region.start + (region.len - 1));
+                let type_ = match memory {
+                    MemoryType::DevicePrivate => bindings::memory_type_MEMORY_DEVICE_PRIVATE,
+                    MemoryType::DeviceCoherent => bindings::memory_type_MEMORY_DEVICE_COHERENT,
+                };
+                let owner_ptr = owner.as_ptr();
+                Opaque::try_ffi_init(move |pgmap: *mut bindings::dev_pagemap| {
+                    // SAFETY: `pgmap` is valid for writes and pinned. The ops are static, the
+                    // owner outlives the pagemap (a field of it), and the range was claimed
+                    // for it. On failure `memremap_pages` undoes what it did.
+                    unsafe {
+                        core::ptr::write_bytes(pgmap, 0, 1);
+                        (*pgmap).type_ = type_;
+                        let range = (*pgmap).__bindgen_anon_1.range.as_mut();
+                        range.start = start;
+                        range.end = end;
+                        (*pgmap).nr_range = 1;
+                        (*pgmap).ops = &PagemapVtable::<T>::OPS;
+                        (*pgmap).owner = owner_ptr;
+                        from_err_ptr(bindings::memremap_pages(pgmap, bindings::NUMA_NO_NODE))?;
+                    }
+                    Ok::<(), Error>(())
+                })
+            },
+        }? Error)
+    }
+
+    /// The driver's data.
+    #[inline]
+    pub fn data(&self) -> &T {
+        &self.data
+    }
+
+    /// The owner of the memory.
+    #[inline]
+    pub fn owner(&self) -> &Arc<Owner> {
+        &self.owner
+    }
+
+    /// The kind of memory.
+    #[inline]
+    pub fn memory_type(&self) -> MemoryType {
+        self.memory
+    }
+
+    /// The first page frame number of the range.
+    #[inline]
+    pub fn start_pfn(&self) -> usize {
+        self.start_pfn
+    }
+
+    /// The number of pages of the range.
+    #[inline]
+    pub fn npages(&self) -> usize {
+        self.npages
+    }
+
+    /// The number of pages allocated and not yet freed.
+    pub fn allocated(&self) -> usize {
+        self.free.lock().allocated()
+    }
+
+    /// Allocates a free page, with `data` as its [`PagemapOps::PageData`], for a migration
+    /// destination (`zone_device_page_init`).
+    ///
+    /// Fails with `ENOMEM` when every page is in use, and `EBUSY` once the pagemap is being
+    /// removed; `data` is dropped then.
+    ///
+    /// # Context
+    ///
+    /// Sleeps (the new page is locked).
+    pub fn alloc_page(&self, data: T::PageData) -> Result<NewDevicePage<'_, T>> {
+        let index = {
+            let mut free = self.free.lock();
+            if free.removing {
+                return Err(EBUSY);
+            }
+            free.pop().ok_or(ENOMEM)? as usize
+        };
+        // The index is below `npages` (type invariant), so this does not overflow.
+        let pfn = self.start_pfn + index;
+        // SAFETY: `pfn` is in the mapped range, which has a `struct page` for each pfn.
+        let page = unsafe { bindings::pfn_to_page(pfn) };
+        // SAFETY: The page is free (its index was in the free list): refcount zero and no
+        // data. `zone_device_page_init` takes a pagemap reference, sets the refcount to one
+        // and locks the page; the data is set before anyone else can see the page.
+        unsafe {
+            bindings::zone_device_page_init(page);
+            bindings::set_zone_device_data(page, data.into_foreign().cast_mut());
+        }
+        // INVARIANT: The page is allocated, locked, and its one reference is ours.
+        Ok(NewDevicePage {
+            // SAFETY: `pfn_to_page` of a mapped pfn is never null.
+            page: unsafe { NonNull::new_unchecked(page) },
+            _p: PhantomData,
+        })
+    }
+
+    /// Returns `page` as a page of this pagemap, if it is one.
+    ///
+    /// # Safety
+    ///
+    /// `page` is a valid page, allocated for the lifetime `'a` if it is one of this pagemap.
+    pub(crate) unsafe fn page<'a>(
+        &'a self,
+        page: *mut bindings::page,
+    ) -> Option<DevicePage<'a, T>> {
+        // SAFETY: The page is valid (the caller's guarantee).
+        let pfn = unsafe { bindings::page_to_pfn(page) };
+        if pfn < self.start_pfn || pfn - self.start_pfn >= self.npages {
+            return None;
+        }
+        // INVARIANT: A page of the range, allocated for `'a` (the caller's guarantee).
+        Some(DevicePage {
+            // SAFETY: A valid page is not null.
+            page: unsafe { NonNull::new_unchecked(page) },
+            pagemap: self,
+        })
+    }
+
+    /// Marks the pagemap as going away: [`Self::alloc_page`] fails from now on.
+    pub(crate) fn stop_allocating(&self) {
+        self.free.lock().removing = true;
+    }
+
+    /// Returns the pagemap of the device page `page`, if it is a `Pagemap<T>` of `owner`.
+    ///
+    /// # Safety
+    ///
+    /// `page` is a device-private or device-coherent page, valid and allocated for `'a`.
+    unsafe fn of_page<'a>(page: *mut bindings::page, owner: &Owner) -> Option<&'a Self> {
+        // SAFETY: The page is an allocated ZONE_DEVICE page (the caller's guarantee): its
+        // pagemap is alive while it is.
+        let pgmap = unsafe { bindings::page_pgmap(page) };
+        // SAFETY: As above; the owner field is set before the pagemap is mapped.
+        if !owner.is(unsafe { (*pgmap).owner }) {
+            return None;
+        }
+        // Only `Pagemap::new` makes a pagemap whose owner is an `Owner`, so `pgmap` is the
+        // `pgmap` field of a `Pagemap<U>` for some `U`; `type_id` is at the same offset in all
+        // of them (type invariant).
+        // SAFETY: See above: `pgmap` is a field of a `Pagemap`.
+        let this = unsafe { kernel::container_of!(pgmap, Pagemap<T>, pgmap) };
+        // SAFETY: See above: the field is readable whatever `U` is.
+        if unsafe { core::ptr::addr_of!((*this).type_id).read() } != TypeId::of::<T>() {
+            return None;
+        }
+        // SAFETY: It is a `Pagemap<T>`, alive for `'a` since one of its pages is allocated.
+        Some(unsafe { &*this })
+    }
+
+    /// Returns the pagemap of `page`.
+    ///
+    /// # Safety
+    ///
+    /// `page` is a page of a `Pagemap<T>`, allocated for the lifetime `'a`.
+    pub(crate) unsafe fn of_page_unchecked<'a>(page: *mut bindings::page) -> &'a Self {
+        // SAFETY: The page's pagemap is the `pgmap` field of a `Pagemap<T>` (the caller's
+        // guarantee), alive while the page is allocated.
+        unsafe { &*kernel::container_of!(bindings::page_pgmap(page), Pagemap<T>, pgmap) }
+    }
+
+    /// Called by the C side when the last reference to an allocated page is dropped.
+    fn free_page(&self, page: *mut bindings::page) {
+        // SAFETY: The page is ours and just lost its last reference: its data is ours to take
+        // back (type invariant). Dropping it must not sleep (documented on `PageData`).
+        unsafe {
+            let data = bindings::zone_device_data(page);
+            bindings::set_zone_device_data(page, core::ptr::null_mut());
+            if !data.is_null() {
+                drop(T::PageData::from_foreign(data));
+            }
+        }
+        // SAFETY: The page is valid.
+        let pfn = unsafe { bindings::page_to_pfn(page) };
+        let Some(index) = pfn
+            .checked_sub(self.start_pfn)
+            .and_then(|i| u32::try_from(i).ok())
+        else {
+            return;
+        };
+        self.free.lock().push(index);
+    }
+}
+
+#[pinned_drop]
+impl<T: PagemapOps> PinnedDrop for Pagemap<T> {
+    fn drop(self: Pin<&mut Self>) {
+        self.stop_allocating();
+        // `memunmap_pages` waits, uninterruptibly, for the last reference to every page:
+        // migrate them all back first. Pages that are busy (locked by a concurrent migration
+        // or fault) are retried; what is left after the bound is waited for by the C side.
+        crate::migrate::evict_for_removal(&self);
+        // SAFETY: The pagemap is mapped and unmapped only here (type invariant). The region is
+        // released afterwards, when the field is dropped.
+        unsafe { bindings::memunmap_pages(self.pgmap.get()) };
+    }
+}
+
+/// The C operations of a [`Pagemap<T>`].
+pub(crate) struct PagemapVtable<T: PagemapOps>(PhantomData<T>);
+
+impl<T: PagemapOps> PagemapVtable<T> {
+    /// # Safety
+    ///
+    /// Called by the C side for a page of a mapped `Pagemap<T>` whose last reference is gone.
+    unsafe extern "C" fn page_free(page: *mut bindings::page) {
+        // SAFETY: Only the pages of a `Pagemap<T>` use this vtable; the pagemap stays mapped
+        // until every page is freed, this one included.
+        let this = unsafe { Pagemap::<T>::of_page_unchecked(page) };
+        this.free_page(page);
+    }
+
+    const OPS: bindings::dev_pagemap_ops = bindings::dev_pagemap_ops {
+        page_free: Some(Self::page_free),
+        migrate_to_ram: Some(crate::migrate::migrate_to_ram::<T>),
+        memory_failure: None,
+    };
+}
+
+/// A page of device memory (device-private or device-coherent), borrowed for `'a`.
+///
+/// It names a page without owning a reference: whatever made it (a locked page-table result,
+/// a migration source) keeps the page allocated for `'a`.
+///
+/// # Invariants
+///
+/// `page` is an allocated device-private or device-coherent page for the lifetime `'a`.
+#[derive(Clone, Copy)]
+pub struct DevicePageRef<'a> {
+    page: NonNull<bindings::page>,
+    _p: PhantomData<&'a bindings::page>,
+}
+
+impl<'a> DevicePageRef<'a> {
+    /// Creates a reference to `page` if it is device-private or device-coherent.
+    ///
+    /// # Safety
+    ///
+    /// `page` is a valid page, allocated for the lifetime `'a`.
+    pub(crate) unsafe fn from_raw(page: *mut bindings::page) -> Option<Self> {
+        // SAFETY: The caller guarantees the page is valid.
+        let device = unsafe {
+            bindings::is_device_private_page(page) || bindings::is_device_coherent_page(page)
+        };
+        // INVARIANT: Checked just above; the caller guarantees the rest.
+        device.then(|| Self {
+            // SAFETY: A valid page is not null.
+            page: unsafe { NonNull::new_unchecked(page) },
+            _p: PhantomData,
+        })
+    }
+
+    /// Returns the raw page.
+    #[inline]
+    pub fn as_raw(&self) -> *mut bindings::page {
+        self.page.as_ptr()
+    }
+
+    /// Returns the page frame number.
+    #[inline]
+    pub fn pfn(&self) -> usize {
+        // SAFETY: The page is valid (type invariant).
+        unsafe { bindings::page_to_pfn(self.as_raw()) }
+    }
+
+    /// The kind of memory of the page.
+    #[inline]
+    pub fn memory_type(&self) -> MemoryType {
+        // SAFETY: The page is valid (type invariant).
+        if unsafe { bindings::is_device_private_page(self.as_raw()) } {
+            MemoryType::DevicePrivate
+        } else {
+            MemoryType::DeviceCoherent
+        }
+    }
+
+    /// Returns whether the page's memory belongs to `owner`.
+    #[inline]
+    pub fn is_owned_by(&self, owner: &Owner) -> bool {
+        // SAFETY: The page is allocated (type invariant), so its pagemap is alive.
+        owner.is(unsafe { (*bindings::page_pgmap(self.as_raw())).owner })
+    }
+
+    /// Returns the page as a page of a `Pagemap<T>` of `owner`, if it is one.
+    pub fn pagemap<T: PagemapOps>(&self, owner: &Owner) -> Option<DevicePage<'a, T>> {
+        // SAFETY: The page is an allocated device page for `'a` (type invariant).
+        let pagemap = unsafe { Pagemap::<T>::of_page(self.as_raw(), owner) }?;
+        Some(DevicePage {
+            page: self.page,
+            pagemap,
+        })
+    }
+
+    /// Returns the page as a page the CPU can address, if it is device-coherent.
+    pub fn as_cpu(&self) -> Option<CpuPage<'a>> {
+        match self.memory_type() {
+            // SAFETY: A device-coherent page is CPU-addressable, allocated for `'a`.
+            MemoryType::DeviceCoherent => Some(unsafe { CpuPage::from_raw(self.page) }),
+            MemoryType::DevicePrivate => None,
+        }
+    }
+}
+
+/// A page of a `Pagemap<T>`, borrowed for `'a`, with its data.
+///
+/// # Invariants
+///
+/// `page` is an allocated page of `pagemap` for the lifetime `'a`.
+pub struct DevicePage<'a, T: PagemapOps> {
+    page: NonNull<bindings::page>,
+    pagemap: &'a Pagemap<T>,
+}
+
+impl<'a, T: PagemapOps> DevicePage<'a, T> {
+    /// The pagemap of the page.
+    #[inline]
+    pub fn pagemap(&self) -> &'a Pagemap<T> {
+        self.pagemap
+    }
+
+    /// The page as an untyped device page.
+    #[inline]
+    pub fn as_ref(&self) -> DevicePageRef<'a> {
+        // INVARIANT: A page of a pagemap is a device page, allocated for `'a`.
+        DevicePageRef {
+            page: self.page,
+            _p: PhantomData,
+        }
+    }
+
+    /// The index of the page in its pagemap.
+    #[inline]
+    pub fn index(&self) -> usize {
+        // The page is in the range (type invariant).
+        self.as_ref().pfn() - self.pagemap.start_pfn
+    }
+
+    /// The driver's data of the page.
+    #[inline]
+    pub fn data(&self) -> <T::PageData as ForeignOwnable>::Borrowed<'a> {
+        // SAFETY: The page is allocated for `'a` (type invariant), so its data came from
+        // `into_foreign` and is taken back (`from_foreign`) only when it is freed, after `'a`.
+        unsafe { T::PageData::borrow(bindings::zone_device_data(self.page.as_ptr())) }
+    }
+
+    /// The page as a page the CPU can address, if it is device-coherent.
+    #[inline]
+    pub fn as_cpu(&self) -> Option<CpuPage<'a>> {
+        self.as_ref().as_cpu()
+    }
+}
+
+/// A page just allocated from a [`Pagemap`] for a migration: locked, with one reference that
+/// this value owns. Hand it to a migration ([`crate::migrate`]); dropped unused, it is
+/// unlocked and freed.
+///
+/// # Invariants
+///
+/// `page` is an allocated, locked page of a `Pagemap<T>` alive for `'a`, whose one reference
+/// this value owns.
+pub struct NewDevicePage<'a, T: PagemapOps> {
+    page: NonNull<bindings::page>,
+    _p: PhantomData<&'a Pagemap<T>>,
+}
+
+impl<'a, T: PagemapOps> NewDevicePage<'a, T> {
+    /// The page, borrowed.
+    #[inline]
+    pub fn page(&self) -> DevicePageRef<'_> {
+        // INVARIANT: Allocated while `self` lives.
+        DevicePageRef {
+            page: self.page,
+            _p: PhantomData,
+        }
+    }
+
+    /// The driver's data of the page.
+    #[inline]
+    pub fn data(&self) -> <T::PageData as ForeignOwnable>::Borrowed<'_> {
+        // SAFETY: Allocated (with data) while `self` lives.
+        unsafe { T::PageData::borrow(bindings::zone_device_data(self.page.as_ptr())) }
+    }
+
+    /// The page as a page the CPU can address, if it is device-coherent.
+    #[inline]
+    pub fn as_cpu(&self) -> Option<CpuPage<'_>> {
+        self.page().as_cpu()
+    }
+
+    /// Gives up the page: its lock and reference now belong to the caller.
+    pub(crate) fn into_raw(self) -> NonNull<bindings::page> {
+        let page = self.page;
+        core::mem::forget(self);
+        page
+    }
+}
+
+impl<T: PagemapOps> Drop for NewDevicePage<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: The page is locked and its reference ours (type invariant); dropping the last
+        // reference frees it back to its pagemap.
+        unsafe {
+            bindings::unlock_page(self.page.as_ptr());
+            bindings::put_page(self.page.as_ptr());
+        }
+    }
+}

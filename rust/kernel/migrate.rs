@@ -1,0 +1,566 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Page migration between system memory and device memory (`migrate_vma`,
+//! `migrate_device_*`).
+//!
+//! [`migrate_vma`] moves the pages of a range of one VMA while the process keeps running. It
+//! runs every step of the C protocol itself, around the driver's closure:
+//!
+//! 1. `migrate_vma_setup` collects and locks the pages the [`Select`] flags name, and replaces
+//!    their CPU mappings with migration entries (an MMU notifier sees a
+//!    [`Migrate`](crate::mmu_notifier::Event::Migrate) event carrying the owner);
+//! 2. the closure sees each page as an [`Entry`], with its [`Source`], and gives the entries it
+//!    wants to move a destination: a device page ([`Entry::set_device`]) or a copy in system
+//!    memory ([`Entry::copy_to_ram`]);
+//! 3. `migrate_vma_pages` moves what can be moved, and `migrate_vma_finalize` maps the new
+//!    pages (or the old ones again) and releases everything.
+//!
+//! Steps 1 and 3 cannot be skipped: the closure gets no handle that outlives it, and the
+//! abstraction does not rely on `Drop` (a value can be leaked with `mem::forget`).
+//!
+//! Device pages leave device memory the same way: a CPU access to a device-private page runs
+//! the pagemap's `migrate_to_ram`, which this module implements with
+//! [`PagemapOps::copy_to_ram`], and [`Pagemap::evict`] moves every page of a pagemap back
+//! (`migrate_device_range`).
+//!
+//! C header: [`include/linux/migrate.h`](srctree/include/linux/migrate.h)
+//!
+//! # Examples
+//!
+//! A device whose memory is simulated by system pages: a page moves to it, a CPU access
+//! brings it back, it moves again and is evicted.
+//!
+//! ```
+//! use kernel::hmm::Owner;
+//! use kernel::memremap::{DevicePage, Memory, Pagemap, PagemapOps};
+//! use kernel::migrate::{migrate_vma, Select, Source};
+//! use kernel::mm::{highmem::CpuPage, Mm};
+//! use kernel::page::{Page, PAGE_SIZE};
+//! use kernel::sync::Arc;
+//! use kernel::uaccess::UserSlice;
+//!
+//! struct Vram;
+//!
+//! impl PagemapOps for Vram {
+//!     type PageData = KBox<Page>;
+//!
+//!     fn copy_to_ram(page: &DevicePage<'_, Self>, dst: &CpuPage<'_>) -> Result {
+//!         let vram: &Page = page.data();
+//!         dst.copy_from(&CpuPage::from_page(vram));
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let owner = Arc::pin_init(Owner::new(), GFP_KERNEL)?;
+//! let memory = Memory::DevicePrivate { size: 128 << 20 };
+//! let name = kernel::c_str!("rust_migrate_doctest");
+//! let pagemap = KBox::pin_init(Pagemap::new(owner.clone(), memory, name, Vram), GFP_KERNEL)?;
+//!
+//! let addr = kernel::kunit::vm_mmap(PAGE_SIZE)?;
+//! UserSlice::new(addr, 4).writer().write_slice(b"data")?;
+//! let mm = Mm::current().ok_or(EINVAL)?;
+//! let to_device = || -> Result<usize> {
+//!     mm.with_user(|mm| -> Result<usize> {
+//!         let mmap = mm.mmap_read_lock();
+//!         let vma = mmap.vma_lookup(addr).ok_or(EFAULT)?;
+//!         let select = Select::SYSTEM;
+//!         let (filled, moved) = migrate_vma(vma, addr, addr + PAGE_SIZE, select, &owner, |m| {
+//!             for entry in m.entries() {
+//!                 let Source::System(src) = entry.source() else {
+//!                     continue;
+//!                 };
+//!                 let vram = KBox::new(Page::alloc_page(GFP_KERNEL)?, GFP_KERNEL)?;
+//!                 let page = pagemap.alloc_page(vram)?;
+//!                 let vram: &Page = page.data();
+//!                 CpuPage::from_page(vram).copy_from(&src);
+//!                 entry.set_device(page);
+//!             }
+//!             Ok::<(), Error>(())
+//!         })?;
+//!         filled?;
+//!         Ok(moved.pages)
+//!     })
+//!     .ok_or(EINVAL)?
+//! };
+//!
+//! assert_eq!(to_device()?, 1);
+//! assert_eq!(pagemap.allocated(), 1);
+//! // The CPU touches the page: `migrate_to_ram` brings it back, and frees the device page.
+//! let mut buf = [0u8; 4];
+//! UserSlice::new(addr, 4).reader().read_slice(&mut buf)?;
+//! assert_eq!(&buf, b"data");
+//! assert_eq!(pagemap.allocated(), 0);
+//!
+//! // Again, then the pagemap evicts it.
+//! assert_eq!(to_device()?, 1);
+//! pagemap.evict()?;
+//! assert_eq!(pagemap.allocated(), 0);
+//! UserSlice::new(addr, 4).reader().read_slice(&mut buf)?;
+//! assert_eq!(&buf, b"data");
+//! # Ok::<(), Error>(())
+//! ```
+
+use crate::{
+    alloc::KVVec,
+    bindings,
+    error::{to_result, Result},
+    hmm::Owner,
+    memremap::{DevicePage, DevicePageRef, NewDevicePage, Pagemap, PagemapOps},
+    mm::{highmem::CpuPage, virt::VmaRef},
+    page::PAGE_SIZE,
+    prelude::*,
+    task::{cond_resched, fatal_signal_pending},
+};
+use core::ptr::NonNull;
+
+crate::layout::assert_c_layout!(migrate_vma {
+    size: RUST_LAYOUT_migrate_vma_SIZE,
+    align: RUST_LAYOUT_migrate_vma_ALIGN,
+    vma: RUST_LAYOUT_migrate_vma_vma,
+    dst: RUST_LAYOUT_migrate_vma_dst,
+    src: RUST_LAYOUT_migrate_vma_src,
+    cpages: RUST_LAYOUT_migrate_vma_cpages,
+    npages: RUST_LAYOUT_migrate_vma_npages,
+    start: RUST_LAYOUT_migrate_vma_start,
+    end: RUST_LAYOUT_migrate_vma_end,
+    pgmap_owner: RUST_LAYOUT_migrate_vma_pgmap_owner,
+    flags: RUST_LAYOUT_migrate_vma_flags,
+    fault_page: RUST_LAYOUT_migrate_vma_fault_page,
+});
+
+crate::layout::assert_c_layout!(vm_fault {
+    __bindgen_anon_1.vma: RUST_LAYOUT_vm_fault_vma,
+    __bindgen_anon_1.address: RUST_LAYOUT_vm_fault_address,
+    page: RUST_LAYOUT_vm_fault_page,
+});
+
+const PFN_VALID: usize = bindings::MIGRATE_PFN_VALID as usize;
+const PFN_MIGRATE: usize = bindings::MIGRATE_PFN_MIGRATE as usize;
+const PFN_WRITE: usize = bindings::MIGRATE_PFN_WRITE as usize;
+const PFN_SHIFT: u32 = bindings::MIGRATE_PFN_SHIFT;
+
+/// The most pages one [`migrate_vma`] may move: a driver moves a large range in batches.
+pub const MIGRATE_MAX_PAGES: usize = 1 << 16;
+
+/// Pages of a pagemap looked at by one `migrate_device_range` call while evicting.
+const EVICT_BATCH: usize = 512;
+
+/// How many times eviction goes over a pagemap for pages that were busy.
+const EVICT_PASSES: u32 = 100;
+
+/// The `migrate_pfn` of a page: its pfn, valid.
+fn migrate_pfn(page: NonNull<bindings::page>) -> usize {
+    // SAFETY: The page is valid.
+    let pfn = unsafe { bindings::page_to_pfn(page.as_ptr()) };
+    (pfn << PFN_SHIFT) | PFN_VALID
+}
+
+/// The page of a source or destination entry, if any (`migrate_pfn_to_page`).
+fn entry_page(mpfn: usize) -> Option<NonNull<bindings::page>> {
+    if mpfn & PFN_VALID == 0 {
+        return None;
+    }
+    // SAFETY: A valid entry holds the pfn of a page, which has a `struct page`.
+    NonNull::new(unsafe { bindings::pfn_to_page(mpfn >> PFN_SHIFT) })
+}
+
+/// Which pages [`migrate_vma`] collects (`enum migrate_vma_direction`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Select(u32);
+
+impl Select {
+    /// Pages of system memory, the zero page and empty entries of anonymous memory.
+    pub const SYSTEM: Select = Select(bindings::migrate_vma_direction_MIGRATE_VMA_SELECT_SYSTEM);
+    /// Device-private pages of the migration's owner.
+    pub const DEVICE_PRIVATE: Select =
+        Select(bindings::migrate_vma_direction_MIGRATE_VMA_SELECT_DEVICE_PRIVATE);
+    /// Device-coherent pages of the migration's owner.
+    pub const DEVICE_COHERENT: Select =
+        Select(bindings::migrate_vma_direction_MIGRATE_VMA_SELECT_DEVICE_COHERENT);
+}
+
+impl core::ops::BitOr for Select {
+    type Output = Select;
+
+    #[inline]
+    fn bitor(self, rhs: Select) -> Select {
+        Select(self.0 | rhs.0)
+    }
+}
+
+/// What a page of a migration is before it moves.
+#[derive(Clone, Copy)]
+pub enum Source<'a> {
+    /// The page does not migrate: it was not selected, or is busy, pinned, or of another
+    /// owner. A destination given to it is released unused.
+    NotMigrating,
+    /// Nothing is mapped there (or the zero page): the destination gets zeroes.
+    Empty,
+    /// A page of system memory, copied by the CPU.
+    System(CpuPage<'a>),
+    /// A device page of the migration's owner.
+    Device(DevicePageRef<'a>),
+}
+
+/// One page of a [`migrate_vma`]: its source, and the slot of its destination.
+///
+/// # Invariants
+///
+/// `src` is the source entry of the page at `addr` after `migrate_vma_setup`, valid (the page
+/// locked and referenced) for `'a`; `dst` is its destination slot, empty.
+pub struct Entry<'a> {
+    addr: usize,
+    src: usize,
+    dst: &'a mut usize,
+}
+
+impl<'a> Entry<'a> {
+    /// The virtual address of the page.
+    #[inline]
+    pub fn address(&self) -> usize {
+        self.addr
+    }
+
+    /// What the page is.
+    pub fn source(&self) -> Source<'a> {
+        if self.src & PFN_MIGRATE == 0 {
+            return Source::NotMigrating;
+        }
+        let Some(page) = entry_page(self.src) else {
+            return Source::Empty;
+        };
+        // SAFETY: A collected page is valid, locked and referenced until finalize, after `'a`
+        // (type invariant).
+        if let Some(device) = unsafe { DevicePageRef::from_raw(page.as_ptr()) } {
+            return Source::Device(device);
+        }
+        // SAFETY: Not a device page: system memory, valid as above.
+        Source::System(unsafe { CpuPage::from_raw(page) })
+    }
+
+    /// Whether the CPU mapped the page writable.
+    #[inline]
+    pub fn is_writable(&self) -> bool {
+        self.src & PFN_WRITE != 0
+    }
+
+    /// Makes `page`, filled by the caller, the page's destination.
+    ///
+    /// The migration takes the page's lock and reference. Whether the page really moves is
+    /// known only afterwards ([`Migrated`]); if it does not, the new page is freed.
+    pub fn set_device<T: PagemapOps>(self, page: NewDevicePage<'_, T>) {
+        // INVARIANT: The slot was empty; the page is locked and its reference handed over,
+        // as `migrate_vma_pages` and `migrate_vma_finalize` expect of a destination.
+        *self.dst = migrate_pfn(page.into_raw());
+    }
+
+    /// Gives the page a destination in system memory, filled by `T::copy_to_ram` from the
+    /// device page `page` (its source).
+    ///
+    /// Fails with `EINVAL` if `page` is not this entry's source, `ENOMEM`, or as the copy
+    /// does; the page then stays where it is.
+    pub fn copy_to_ram<T: PagemapOps>(self, page: &DevicePage<'_, T>) -> Result {
+        if entry_page(self.src) != NonNull::new(page.as_ref().as_raw()) {
+            return Err(EINVAL);
+        }
+        *self.dst = alloc_ram_copy(page)?;
+        Ok(())
+    }
+}
+
+/// Allocates a system page, locked, and copies the device page `page` into it with
+/// `T::copy_to_ram`; returns its `migrate_pfn`, whose lock and reference go to the migration.
+fn alloc_ram_copy<T: PagemapOps>(page: &DevicePage<'_, T>) -> Result<usize> {
+    // SAFETY: Allocating a page has no precondition; `GFP_HIGHUSER_MOVABLE` is what user
+    // memory is allocated with.
+    let new = NonNull::new(unsafe { bindings::alloc_pages(bindings::GFP_HIGHUSER_MOVABLE, 0) })
+        .ok_or(ENOMEM)?;
+    // SAFETY: A new page is ours: nobody else can hold its lock.
+    unsafe { bindings::lock_page(new.as_ptr()) };
+    // SAFETY: `new` is a system page we own, alive until the reference is dropped.
+    let copy = T::copy_to_ram(page, &unsafe { CpuPage::from_raw(new) });
+    if let Err(e) = copy {
+        // SAFETY: We own the lock and the only reference.
+        unsafe {
+            bindings::unlock_page(new.as_ptr());
+            bindings::put_page(new.as_ptr());
+        }
+        return Err(e);
+    }
+    Ok(migrate_pfn(new))
+}
+
+/// The pages of a [`migrate_vma`] between its setup and its end.
+pub struct MigrateVma<'a> {
+    start: usize,
+    src: &'a [usize],
+    dst: &'a mut [usize],
+}
+
+impl MigrateVma<'_> {
+    /// The first address of the range.
+    #[inline]
+    pub fn start(&self) -> usize {
+        self.start
+    }
+
+    /// The number of pages of the range.
+    #[inline]
+    pub fn npages(&self) -> usize {
+        self.src.len()
+    }
+
+    /// The pages of the range, in address order.
+    pub fn entries(&mut self) -> impl Iterator<Item = Entry<'_>> + '_ {
+        let start = self.start;
+        self.src
+            .iter()
+            .zip(self.dst.iter_mut())
+            .enumerate()
+            // INVARIANT: The entries come from setup; the range is `npages` pages long, so the
+            // address does not overflow.
+            .map(move |(i, (&src, dst))| Entry {
+                addr: start + i * PAGE_SIZE,
+                src,
+                dst,
+            })
+    }
+}
+
+/// What [`migrate_vma`] moved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Migrated {
+    /// Entries the collection step picked (`cpages`), empty ones included.
+    pub collected: usize,
+    /// Pages that moved, empty ones not included (source valid and still migrating after
+    /// `migrate_vma_pages`).
+    pub pages: usize,
+}
+
+/// Migrates the pages of `[start, end)` of `vma` that `select` names, with `owner` as the
+/// owner of the device memory involved, and the destinations given by `fill`.
+///
+/// `vma` comes from a held mmap lock ([`MmapReadGuard::vma_lookup`]), which stays held for the
+/// whole migration. Returns what `fill` returned, and what moved. Fails with `EINVAL` for a
+/// range that is unaligned, empty, of more than [`MIGRATE_MAX_PAGES`] pages or not inside
+/// `vma`, or for a VMA that cannot migrate (hugetlb, `VM_IO`, `VM_PFNMAP`, DAX...), and
+/// `ENOMEM`.
+///
+/// [`MmapReadGuard::vma_lookup`]: crate::mm::MmapReadGuard::vma_lookup
+///
+/// # Context
+///
+/// Sleeps; the mmap lock of `vma`'s address space is held (it is borrowed). MMU notifiers of
+/// the range run inside (setup, and the insertion of new pages into empty entries): their
+/// locks must not be held.
+pub fn migrate_vma<R>(
+    vma: &VmaRef,
+    start: usize,
+    end: usize,
+    select: Select,
+    owner: &Owner,
+    fill: impl FnOnce(&mut MigrateVma<'_>) -> R,
+) -> Result<(R, Migrated)> {
+    if start % PAGE_SIZE != 0 || end % PAGE_SIZE != 0 || start >= end {
+        return Err(EINVAL);
+    }
+    if start < vma.start() || end > vma.end() {
+        return Err(EINVAL);
+    }
+    let npages = (end - start) / PAGE_SIZE;
+    if npages > MIGRATE_MAX_PAGES {
+        return Err(EINVAL);
+    }
+    let mut src = KVVec::from_elem(0usize, npages, GFP_KERNEL)?;
+    let mut dst = KVVec::from_elem(0usize, npages, GFP_KERNEL)?;
+    let mut args = bindings::migrate_vma {
+        vma: vma.as_raw(),
+        dst: dst.as_mut_ptr(),
+        src: src.as_mut_ptr(),
+        cpages: 0,
+        npages: 0,
+        start,
+        end,
+        pgmap_owner: owner.as_ptr(),
+        flags: select.0 as usize,
+        fault_page: core::ptr::null_mut(),
+    };
+    // SAFETY: `args` describes a range inside `vma`, whose mmap lock the caller holds (`vma`
+    // is borrowed from a guard); both arrays have one entry per page.
+    to_result(unsafe { bindings::migrate_vma_setup(&mut args) })?;
+    let collected = args.cpages;
+    let ret = fill(&mut MigrateVma {
+        start,
+        src: &src,
+        dst: &mut dst,
+    });
+    // The closure borrowed the arrays anew: hand the C side fresh pointers.
+    args.src = src.as_mut_ptr();
+    args.dst = dst.as_mut_ptr();
+    // SAFETY: Setup succeeded and the destinations are locked pages with a reference each, or
+    // zero; the arrays and the mmap lock are still there.
+    unsafe { bindings::migrate_vma_pages(&mut args) };
+    let pages = src
+        .iter()
+        .filter(|&&s| s & (PFN_VALID | PFN_MIGRATE) == PFN_VALID | PFN_MIGRATE)
+        .count();
+    // SAFETY: As above; this ends the migration, and releases every page it holds.
+    unsafe { bindings::migrate_vma_finalize(&mut args) };
+    Ok((ret, Migrated { collected, pages }))
+}
+
+/// The `migrate_to_ram` callback of a `Pagemap<T>`: a CPU access to one of its device-private
+/// pages migrates it back to system memory.
+///
+/// # Safety
+///
+/// Called by the C fault handler with a valid `vmf` for a device-private page of a
+/// `Pagemap<T>`, a reference to that page held and the mmap lock held.
+pub(crate) unsafe extern "C" fn migrate_to_ram<T: PagemapOps>(
+    vmf: *mut bindings::vm_fault,
+) -> bindings::vm_fault_t {
+    // SAFETY: The caller passes a valid `vmf`, whose page is a device-private page of a
+    // `Pagemap<T>` (only those use this callback), referenced for the call.
+    let (vma, addr, page) = unsafe {
+        (
+            (*vmf).__bindgen_anon_1.vma,
+            (*vmf).__bindgen_anon_1.address,
+            (*vmf).page,
+        )
+    };
+    // SAFETY: As above: `page` is allocated for the call, and its pagemap a `Pagemap<T>`.
+    let pagemap = unsafe { Pagemap::<T>::of_page_unchecked(page) };
+    // One page: the arrays are only ever reached through `args`.
+    let mut pfns = [0usize; 2];
+    let mut args = bindings::migrate_vma {
+        vma,
+        dst: &raw mut pfns[1],
+        src: &raw mut pfns[0],
+        cpages: 0,
+        npages: 0,
+        start: addr,
+        end: addr + PAGE_SIZE,
+        pgmap_owner: pagemap.owner().as_ptr(),
+        flags: Select::DEVICE_PRIVATE.0 as usize,
+        fault_page: page,
+    };
+    // SAFETY: The fault handler holds the mmap lock; `args` describes the faulting page of
+    // `vma`, and `fault_page` tells migration about the reference the handler holds.
+    if unsafe { bindings::migrate_vma_setup(&mut args) } != 0 {
+        return bindings::vm_fault_reason_VM_FAULT_SIGBUS;
+    }
+    let mut ret = 0;
+    // SAFETY: `args.src` points to the source entry, written by setup.
+    let src = unsafe { *args.src };
+    if src & PFN_MIGRATE != 0 {
+        // SAFETY: The collected page is the faulting one (or none), locked and referenced
+        // until finalize.
+        if let Some(dpage) = entry_page(src).and_then(|p| unsafe { pagemap.page(p.as_ptr()) }) {
+            match alloc_ram_copy(&dpage) {
+                // SAFETY: `args.dst` points to the destination entry.
+                Ok(mpfn) => unsafe { *args.dst = mpfn },
+                // Out of memory: the access faults again. A failed copy is an error.
+                Err(e) if e == ENOMEM => {}
+                Err(_) => ret = bindings::vm_fault_reason_VM_FAULT_SIGBUS,
+            }
+        }
+    }
+    // SAFETY: Setup succeeded; `dst` is zero or a locked page whose reference it hands over.
+    unsafe {
+        bindings::migrate_vma_pages(&mut args);
+        bindings::migrate_vma_finalize(&mut args);
+    }
+    ret
+}
+
+impl<T: PagemapOps> Pagemap<T> {
+    /// Migrates every allocated page of the pagemap back to system memory
+    /// (`migrate_device_range`), wherever it is mapped.
+    ///
+    /// Busy pages (locked by a concurrent migration or fault) are retried, a bounded number
+    /// of times: fails with `EBUSY` if pages are left, and with `EINTR` if the task is being
+    /// killed. Pages allocated meanwhile are not waited for.
+    ///
+    /// # Context
+    ///
+    /// Sleeps; no mmap lock needed, and no lock that `page_free` or an MMU notifier of a
+    /// process using the pages takes may be held.
+    pub fn evict(&self) -> Result {
+        evict(self, true)
+    }
+}
+
+/// Evicts every page of a pagemap that is being dropped; signals do not stop it.
+pub(crate) fn evict_for_removal<T: PagemapOps>(pagemap: &Pagemap<T>) {
+    let _ = evict(pagemap, false);
+}
+
+fn evict<T: PagemapOps>(pagemap: &Pagemap<T>, killable: bool) -> Result {
+    let batch = EVICT_BATCH.min(pagemap.npages());
+    let mut src = KVVec::from_elem(0usize, batch, GFP_KERNEL)?;
+    let mut dst = KVVec::from_elem(0usize, batch, GFP_KERNEL)?;
+    for pass in 0..EVICT_PASSES {
+        if pagemap.allocated() == 0 {
+            return Ok(());
+        }
+        if pass > 0 {
+            // Let whoever holds the busy pages finish.
+            // SAFETY: Just a sleep, in process context.
+            unsafe { bindings::msleep(1) };
+        }
+        let mut first = 0;
+        while first < pagemap.npages() {
+            if killable && fatal_signal_pending() {
+                return Err(EINTR);
+            }
+            cond_resched();
+            let n = batch.min(pagemap.npages() - first);
+            evict_batch(
+                pagemap,
+                pagemap.start_pfn() + first,
+                &mut src[..n],
+                &mut dst[..n],
+            );
+            first += n;
+        }
+    }
+    if pagemap.allocated() == 0 {
+        Ok(())
+    } else {
+        Err(EBUSY)
+    }
+}
+
+/// Migrates the allocated pages of `src.len()` pfns from `pfn` back to system memory.
+fn evict_batch<T: PagemapOps>(
+    pagemap: &Pagemap<T>,
+    pfn: usize,
+    src: &mut [usize],
+    dst: &mut [usize],
+) {
+    src.fill(0);
+    dst.fill(0);
+    let n = src.len();
+    // SAFETY: The pfns are in the pagemap's range, which is mapped; both arrays have `n`
+    // entries. Free pages (refcount zero) are skipped by the C side.
+    unsafe { bindings::migrate_device_range(src.as_mut_ptr(), pfn, n) };
+    for (s, d) in src.iter().zip(dst.iter_mut()) {
+        if *s & PFN_MIGRATE == 0 {
+            continue;
+        }
+        // SAFETY: A collected page is locked and referenced until finalize.
+        let Some(dpage) = entry_page(*s).and_then(|p| unsafe { pagemap.page(p.as_ptr()) }) else {
+            continue;
+        };
+        // A page that could not be copied stays on the device, for the next pass.
+        if let Ok(mpfn) = alloc_ram_copy(&dpage) {
+            *d = mpfn;
+        }
+    }
+    // SAFETY: The arrays come from `migrate_device_range`; the destinations are locked pages
+    // with a reference each, or zero.
+    unsafe {
+        bindings::migrate_device_pages(src.as_mut_ptr(), dst.as_mut_ptr(), n);
+        bindings::migrate_device_finalize(src.as_mut_ptr(), dst.as_mut_ptr(), n);
+    }
+}
