@@ -2,7 +2,7 @@
 
 //! One dmirror device (`/dev/hmm_dmirrorN`): what all files opened on it share.
 
-use crate::devmem::Chunks;
+use crate::devmem::{Chunks, Counters, COUNTERS};
 use kernel::hmm::Owner;
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
@@ -28,6 +28,8 @@ pub(crate) struct DmirrorDevice {
     pub(crate) memory: MemoryType,
     /// The owner of the device's memory, for HMM and migration.
     pub(crate) owner: Arc<Owner>,
+    /// The counts of the device's pages.
+    pub(crate) counters: &'static Counters,
     /// The chunks of device memory (`devmem_chunks` under `devmem_lock`).
     #[pin]
     pub(crate) chunks: Mutex<Chunks>,
@@ -36,10 +38,12 @@ pub(crate) struct DmirrorDevice {
 impl DmirrorDevice {
     pub(crate) fn new(id: u32, memory: MemoryType) -> Result<impl PinInit<Self, Error>> {
         let owner = Arc::pin_init(Owner::new(), GFP_KERNEL)?;
+        let counters = COUNTERS.get(usize::try_from(id)?).ok_or(EINVAL)?;
         Ok(try_pin_init!(Self {
             id,
             memory,
             owner,
+            counters,
             chunks <- kernel::new_mutex!(KVec::new()),
         }? Error))
     }

@@ -8,6 +8,7 @@
 //! memory is the `spm_addr_devN` reservation, which the CPU addresses directly: one chunk.
 
 use crate::device::{DmirrorDevice, MemoryType};
+use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::memremap::{DevicePage, Memory, NewDevicePage, Pagemap, PagemapOps};
 use kernel::mm::highmem::CpuPage;
 use kernel::page::Page;
@@ -26,11 +27,47 @@ pub(crate) struct Storage {
     ram: Option<Page>,
 }
 
+/// Counts of a device's pages: allocated and freed since the module was loaded, and in use
+/// now; shown in debugfs (`/sys/kernel/debug/test_hmm_rust/hmm_dmirrorN/`), so that tests can
+/// see every page come back.
+pub(crate) struct Counters {
+    pub(crate) allocated: AtomicU64,
+    pub(crate) freed: AtomicU64,
+    pub(crate) in_use: AtomicU64,
+}
+
+impl Counters {
+    const fn new() -> Self {
+        Self {
+            allocated: AtomicU64::new(0),
+            freed: AtomicU64::new(0),
+            in_use: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The counters of each minor.
+pub(crate) static COUNTERS: [Counters; 4] = [
+    Counters::new(),
+    Counters::new(),
+    Counters::new(),
+    Counters::new(),
+];
+
 /// A chunk of device memory (`struct dmirror_chunk`).
-pub(crate) struct Chunk;
+pub(crate) struct Chunk {
+    counters: &'static Counters,
+}
 
 impl PagemapOps for Chunk {
     type PageData = KBox<Storage>;
+
+    fn page_free(pagemap: &Pagemap<Self>, data: KBox<Storage>) {
+        let counters = pagemap.data().counters;
+        counters.freed.fetch_add(1, Ordering::Relaxed);
+        counters.in_use.fetch_sub(1, Ordering::Relaxed);
+        drop(data);
+    }
 
     fn copy_to_ram(page: &DevicePage<'_, Self>, dst: &CpuPage<'_>) -> Result {
         dst.copy_from(&storage_page(page)?);
@@ -83,7 +120,10 @@ impl DmirrorDevice {
                 index
             }
         };
-        chunks.get(index).ok_or(ENOMEM)?.alloc_page(storage()?)
+        let page = chunks.get(index).ok_or(ENOMEM)?.alloc_page(storage()?)?;
+        self.counters.allocated.fetch_add(1, Ordering::Relaxed);
+        self.counters.in_use.fetch_add(1, Ordering::Relaxed);
+        Ok(page)
     }
 
     /// Maps a new chunk of device memory, the `n`-th of the device.
@@ -104,7 +144,9 @@ impl DmirrorDevice {
                 self.owner.clone(),
                 memory,
                 kernel::c_str!("hmm_dmirror"),
-                Chunk,
+                Chunk {
+                    counters: self.counters,
+                },
             ),
             GFP_KERNEL,
         )?;

@@ -14,7 +14,9 @@
 
 #![deny(clippy::arithmetic_side_effects)]
 
+use devmem::COUNTERS;
 use kernel::cdev::{ChrdevRegion, Registration};
+use kernel::debugfs::Dir;
 use kernel::prelude::*;
 use kernel::str::CString;
 use kernel::sync::Arc;
@@ -54,6 +56,21 @@ struct HmmDmirror {
     // Dropped before the region they live in.
     _devices: KVec<Pin<KBox<Registration<Dmirror>>>>,
     _region: Arc<ChrdevRegion>,
+    /// The counters of the devices' pages, if debugfs is there.
+    _debugfs: Option<Dir>,
+}
+
+/// Shows the counters of each device in `/sys/kernel/debug/test_hmm_rust/hmm_dmirrorN/`.
+fn debugfs(ndevices: usize) -> Result<Dir> {
+    let dir = Dir::new(kernel::c_str!("test_hmm_rust"))?;
+    for (id, counters) in COUNTERS.iter().enumerate().take(ndevices) {
+        let name = CString::try_from_fmt(kernel::fmt!("hmm_dmirror{}", id))?;
+        let sub = dir.subdir(&name)?;
+        sub.counter(kernel::c_str!("allocated"), &counters.allocated)?;
+        sub.counter(kernel::c_str!("freed"), &counters.freed)?;
+        sub.counter(kernel::c_str!("in_use"), &counters.in_use)?;
+    }
+    Ok(dir)
 }
 
 /// The memory of each minor that exists, from the module parameters.
@@ -94,10 +111,13 @@ impl kernel::Module for HmmDmirror {
             )?;
             devices.push(reg, GFP_KERNEL)?;
         }
+        // Tests read the counters; the device works without them.
+        let debugfs = debugfs(devices.len()).ok();
         pr_info!("HMM test module loaded. This is only for testing HMM.\n");
         Ok(Self {
             _devices: devices,
             _region: region,
+            _debugfs: debugfs,
         })
     }
 }

@@ -92,6 +92,22 @@ pub trait PagemapOps: Send + Sync + Sized + 'static {
     /// `Drop` must not sleep.
     type PageData: ForeignOwnable + Send;
 
+    /// How many pages a CPU fault on a device-private page migrates back: the naturally
+    /// aligned block of `1 << FAULT_AROUND_ORDER` pages around it, within its VMA (at most a
+    /// PMD's worth). The default, 0, moves the faulting page alone, as the C test driver does.
+    const FAULT_AROUND_ORDER: u32 = 0;
+
+    /// Called when the last reference to an allocated page is gone, with its data, before
+    /// the page returns to the free list. The default drops the data.
+    ///
+    /// # Context
+    ///
+    /// Atomic: it may run under a page-table spinlock (an munmap, a process exit), or wherever
+    /// a page reference is dropped. No sleeping, no lock that is held around a `put_page`.
+    fn page_free(_pagemap: &Pagemap<Self>, data: Self::PageData) {
+        drop(data);
+    }
+
     /// Copies the data of `page` into `dst`, a page of system memory, to migrate it back: on
     /// a CPU access to a device-private page, on eviction, or for a driver's own migration.
     ///
@@ -464,13 +480,13 @@ impl<T: PagemapOps> Pagemap<T> {
 
     /// Called by the C side when the last reference to an allocated page is dropped.
     fn free_page(&self, page: *mut bindings::page) {
-        // SAFETY: The page is ours and just lost its last reference: its data is ours to take
-        // back (type invariant). Dropping it must not sleep (documented on `PageData`).
+        // SAFETY: The page is ours and just lost its last reference: its data, set by
+        // `alloc_page` from `into_foreign`, is ours to take back (type invariant).
         unsafe {
             let data = bindings::zone_device_data(page);
             bindings::set_zone_device_data(page, core::ptr::null_mut());
             if !data.is_null() {
-                drop(T::PageData::from_foreign(data));
+                T::page_free(self, T::PageData::from_foreign(data));
             }
         }
         // SAFETY: The page is valid.

@@ -27,8 +27,9 @@
 //!
 //! # Examples
 //!
-//! A device whose memory is simulated by system pages: a page moves to it, a CPU access
-//! brings it back, it moves again and is evicted.
+//! A device whose memory is simulated by system pages: two pages move to it, a CPU access to
+//! one brings both back (the driver asks for the neighbours of a faulting page), they move
+//! again and are evicted.
 //!
 //! ```
 //! use kernel::hmm::Owner;
@@ -43,6 +44,7 @@
 //!
 //! impl PagemapOps for Vram {
 //!     type PageData = KBox<Page>;
+//!     const FAULT_AROUND_ORDER: u32 = 1;
 //!
 //!     fn copy_to_ram(page: &DevicePage<'_, Self>, dst: &CpuPage<'_>) -> Result {
 //!         let vram: &Page = page.data();
@@ -56,15 +58,18 @@
 //! let name = kernel::c_str!("rust_migrate_doctest");
 //! let pagemap = KBox::pin_init(Pagemap::new(owner.clone(), memory, name, Vram), GFP_KERNEL)?;
 //!
-//! let addr = kernel::kunit::vm_mmap(PAGE_SIZE)?;
+//! // Two pages, aligned on two pages, both written (an untouched page is no page at all).
+//! let mapping = kernel::kunit::vm_mmap(4 * PAGE_SIZE)?;
+//! let addr = (mapping + 2 * PAGE_SIZE - 1) & !(2 * PAGE_SIZE - 1);
 //! UserSlice::new(addr, 4).writer().write_slice(b"data")?;
+//! UserSlice::new(addr + PAGE_SIZE, 4).writer().write_slice(b"more")?;
 //! let mm = Mm::current().ok_or(EINVAL)?;
 //! let to_device = || -> Result<usize> {
 //!     mm.with_user(|mm| -> Result<usize> {
 //!         let mmap = mm.mmap_read_lock();
 //!         let vma = mmap.vma_lookup(addr).ok_or(EFAULT)?;
-//!         let select = Select::SYSTEM;
-//!         let (filled, moved) = migrate_vma(vma, addr, addr + PAGE_SIZE, select, &owner, |m| {
+//!         let (start, end) = (addr, addr + 2 * PAGE_SIZE);
+//!         let (filled, moved) = migrate_vma(vma, start, end, Select::SYSTEM, &owner, |m| {
 //!             for entry in m.entries() {
 //!                 let Source::System(src) = entry.source() else {
 //!                     continue;
@@ -83,20 +88,21 @@
 //!     .ok_or(EINVAL)?
 //! };
 //!
-//! assert_eq!(to_device()?, 1);
-//! assert_eq!(pagemap.allocated(), 1);
-//! // The CPU touches the page: `migrate_to_ram` brings it back, and frees the device page.
+//! assert_eq!(to_device()?, 2);
+//! assert_eq!(pagemap.allocated(), 2);
+//! // The CPU touches the first page: `migrate_to_ram` brings both back, and frees the device
+//! // pages.
 //! let mut buf = [0u8; 4];
 //! UserSlice::new(addr, 4).reader().read_slice(&mut buf)?;
 //! assert_eq!(&buf, b"data");
 //! assert_eq!(pagemap.allocated(), 0);
 //!
-//! // Again, then the pagemap evicts it.
-//! assert_eq!(to_device()?, 1);
+//! // Again, then the pagemap evicts them.
+//! assert_eq!(to_device()?, 2);
 //! pagemap.evict()?;
 //! assert_eq!(pagemap.allocated(), 0);
-//! UserSlice::new(addr, 4).reader().read_slice(&mut buf)?;
-//! assert_eq!(&buf, b"data");
+//! UserSlice::new(addr + PAGE_SIZE, 4).reader().read_slice(&mut buf)?;
+//! assert_eq!(&buf, b"more");
 //! # Ok::<(), Error>(())
 //! ```
 
@@ -141,6 +147,9 @@ const PFN_SHIFT: u32 = bindings::MIGRATE_PFN_SHIFT;
 
 /// The most pages one [`migrate_vma`] may move: a driver moves a large range in batches.
 pub const MIGRATE_MAX_PAGES: usize = 1 << 16;
+
+/// The largest [`PagemapOps::FAULT_AROUND_ORDER`] honoured: a PMD's worth of pages.
+const MAX_FAULT_AROUND_ORDER: u32 = 9;
 
 /// Pages of a pagemap looked at by one `migrate_device_range` call while evicting.
 const EVICT_BATCH: usize = 512;
@@ -410,7 +419,8 @@ pub fn migrate_vma<R>(
 }
 
 /// The `migrate_to_ram` callback of a `Pagemap<T>`: a CPU access to one of its device-private
-/// pages migrates it back to system memory.
+/// pages migrates it back to system memory, with its neighbours if the driver asks for them
+/// ([`PagemapOps::FAULT_AROUND_ORDER`]).
 ///
 /// # Safety
 ///
@@ -430,42 +440,77 @@ pub(crate) unsafe extern "C" fn migrate_to_ram<T: PagemapOps>(
     };
     // SAFETY: As above: `page` is allocated for the call, and its pagemap a `Pagemap<T>`.
     let pagemap = unsafe { Pagemap::<T>::of_page_unchecked(page) };
-    // One page: the arrays are only ever reached through `args`.
-    let mut pfns = [0usize; 2];
+    // SAFETY: The fault handler holds the mmap lock, which keeps the VMA.
+    let vma_ref = unsafe { VmaRef::from_raw(vma) };
+
+    // The naturally aligned block of `1 << order` pages around the fault, inside the VMA.
+    let size = PAGE_SIZE << T::FAULT_AROUND_ORDER.min(MAX_FAULT_AROUND_ORDER);
+    let start = (addr & !(size - 1)).max(vma_ref.start());
+    let end = (addr & !(size - 1)).saturating_add(size).min(vma_ref.end());
+    let mut one = [0usize; 2];
+    let mut many = None;
+    if end - start > PAGE_SIZE {
+        let npages = (end - start) / PAGE_SIZE;
+        if let (Ok(src), Ok(dst)) = (
+            KVVec::from_elem(0usize, npages, GFP_KERNEL),
+            KVVec::from_elem(0usize, npages, GFP_KERNEL),
+        ) {
+            many = Some((src, dst));
+        }
+    }
+    // The arrays are only ever reached through these pointers from now on.
+    let (src, dst, start, end) = match &mut many {
+        Some((src, dst)) => (src.as_mut_ptr(), dst.as_mut_ptr(), start, end),
+        None => (&raw mut one[0], &raw mut one[1], addr, addr + PAGE_SIZE),
+    };
+    let npages = (end - start) / PAGE_SIZE;
     let mut args = bindings::migrate_vma {
         vma,
-        dst: &raw mut pfns[1],
-        src: &raw mut pfns[0],
+        dst,
+        src,
         cpages: 0,
         npages: 0,
-        start: addr,
-        end: addr + PAGE_SIZE,
+        start,
+        end,
         pgmap_owner: pagemap.owner().as_ptr(),
         flags: Select::DEVICE_PRIVATE.0 as usize,
         fault_page: page,
     };
-    // SAFETY: The fault handler holds the mmap lock; `args` describes the faulting page of
-    // `vma`, and `fault_page` tells migration about the reference the handler holds.
+    // SAFETY: The fault handler holds the mmap lock; `args` describes a range of `vma` that
+    // holds the faulting page, with arrays of `npages` entries, and `fault_page` tells
+    // migration about the reference the handler holds.
     if unsafe { bindings::migrate_vma_setup(&mut args) } != 0 {
         return bindings::vm_fault_reason_VM_FAULT_SIGBUS;
     }
+    let owner: &Owner = pagemap.owner();
     let mut ret = 0;
-    // SAFETY: `args.src` points to the source entry, written by setup.
-    let src = unsafe { *args.src };
-    if src & PFN_MIGRATE != 0 {
-        // SAFETY: The collected page is the faulting one (or none), locked and referenced
-        // until finalize.
-        if let Some(dpage) = entry_page(src).and_then(|p| unsafe { pagemap.page(p.as_ptr()) }) {
-            match alloc_ram_copy(&dpage) {
-                // SAFETY: `args.dst` points to the destination entry.
-                Ok(mpfn) => unsafe { *args.dst = mpfn },
-                // Out of memory: the access faults again. A failed copy is an error.
-                Err(e) if e == ENOMEM => {}
-                Err(_) => ret = bindings::vm_fault_reason_VM_FAULT_SIGBUS,
+    for i in 0..npages {
+        // SAFETY: `src` has `npages` entries, written by setup.
+        let entry = unsafe { *src.add(i) };
+        if entry & PFN_MIGRATE == 0 {
+            continue;
+        }
+        // SAFETY: A collected page is locked and referenced until finalize; only this owner's
+        // device-private pages are collected.
+        let Some(dpage) = entry_page(entry)
+            .and_then(|p| unsafe { DevicePageRef::from_raw(p.as_ptr()) })
+            .and_then(|p| p.pagemap::<T>(owner))
+        else {
+            continue;
+        };
+        match alloc_ram_copy(&dpage) {
+            // SAFETY: `dst` has `npages` entries.
+            Ok(mpfn) => unsafe { *dst.add(i) = mpfn },
+            // Out of memory: the access faults again. A neighbour stays on the device; the
+            // faulting page that cannot be copied is an error.
+            Err(e) if e != ENOMEM && dpage.as_ref().as_raw() == page => {
+                ret = bindings::vm_fault_reason_VM_FAULT_SIGBUS
             }
+            Err(_) => {}
         }
     }
-    // SAFETY: Setup succeeded; `dst` is zero or a locked page whose reference it hands over.
+    // SAFETY: Setup succeeded; each destination is zero or a locked page whose reference it
+    // hands over.
     unsafe {
         bindings::migrate_vma_pages(&mut args);
         bindings::migrate_vma_finalize(&mut args);

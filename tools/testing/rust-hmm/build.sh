@@ -159,6 +159,13 @@ if [ ! -x "$BUILD/dmirror-pagemap" ] || [ "$PAGEMAP" -nt "$BUILD/dmirror-pagemap
 	step "dmirror-pagemap (static)"
 	gcc -static -Wall -O2 -I "$KSRC" -isystem "$KSRC/usr/include" -o "$BUILD/dmirror-pagemap" "$PAGEMAP"
 fi
+for prog in dmirror-lifecycle dmirror-stress; do
+	src=$REPO/tools/testing/rust-hmm/$prog.c
+	if [ ! -x "$BUILD/$prog" ] || [ "$src" -nt "$BUILD/$prog" ]; then
+		step "$prog (static)"
+		gcc -static -Wall -O2 -I "$KSRC" -isystem "$KSRC/usr/include" -o "$BUILD/$prog" "$src" -lpthread
+	fi
+done
 FUZZ=$REPO/tools/testing/rust-hmm/dmirror-fuzz.c
 if [ ! -x "$BUILD/dmirror-fuzz" ] || [ "$FUZZ" -nt "$BUILD/dmirror-fuzz" ]; then
 	step "dmirror-fuzz (static)"

@@ -24,6 +24,8 @@ grep -q 'rust_hmm.kmemleak=0' /proc/cmdline && KMEMLEAK=/nonexistent
 FUZZ=$(sed -n 's/.*rust_hmm.fuzz=\([0-9]*\).*/\1/p' /proc/cmdline)
 FUZZ_SEED=$(sed -n 's/.*rust_hmm.fuzz_seed=\([0-9]*\).*/\1/p' /proc/cmdline)
 [ -n "$FUZZ" ] || FUZZ=0
+STRESS=$(sed -n 's/.*rust_hmm.stress=\([0-9]*\).*/\1/p' /proc/cmdline)
+[ -n "$STRESS" ] || STRESS=0
 
 # kmemleak: forget what boot left behind, so the final scan reports the tests' leaks only.
 if [ -w $KMEMLEAK ]; then
@@ -52,7 +54,7 @@ checks() {
 	suite=$1
 	dev=$2
 	shift 2
-	"$@" >/tmp/checks.out 2>&1
+	"$@" >/tmp/checks.out 2>/tmp/checks.err
 	rc=$?
 	failed=0
 	while read -r verdict what; do
@@ -63,7 +65,7 @@ checks() {
 	done </tmp/checks.out
 	# It exits 1 after a FAIL line; anything else (a signal is 128 + n) is a crash.
 	if [ $rc -ne 0 ] && { [ $failed = 0 ] || [ $rc -ne 1 ]; }; then
-		say "@@@ CHECK $suite FAIL: $dev ${1##*/} exited with $rc"
+		say "@@@ CHECK $suite FAIL: $dev ${1##*/} exited with $rc: $(tail -n 1 /tmp/checks.err)"
 	fi
 }
 
@@ -103,6 +105,18 @@ for t in $TESTS; do
 	checks $t /dev/hmm_dmirror0 /bin/dmirror-pagemap /dev/hmm_dmirror0 private 0 $t
 	# Minor 2 uses spm_addr_dev1, as in C.
 	checks $t /dev/hmm_dmirror2 /bin/dmirror-pagemap /dev/hmm_dmirror2 coherent 0x150000000 $t
+	# Device pages across close, exit, fork, a second open, MIGRATE_TO_SYS and munmap, with
+	# the Rust device's page counters (debugfs) back where they started.
+	for dev in /dev/hmm_dmirror0 /dev/hmm_dmirror2; do
+		checks $t $dev /bin/dmirror-lifecycle $dev $t
+	done
+	# Threads migrating one region between all four devices and back while others write
+	# through the CPU and the devices, mprotect, zap and fork, every byte checked against a
+	# shadow copy. Rust only: C's second opens read freed pages (see HMM-NOTES.md).
+	if [ $t = rust ] && [ "$STRESS" -gt 0 ]; then
+		checks $t all /bin/dmirror-stress $STRESS $FUZZ_SEED /dev/hmm_dmirror0 \
+			/dev/hmm_dmirror1 /dev/hmm_dmirror2 /dev/hmm_dmirror3
+	fi
 
 	# Random ioctls racing mapping changes, on the Rust device only: the C module WARNs on
 	# a huge READ (it vmallocs the whole buffer).
@@ -133,7 +147,32 @@ for t in $TESTS; do
 		say "@@@ CHECK $t ok: an open file pins the module"
 	fi
 	exec 3<&-
+
+	# Unload with pages on the device (minor 0): the module migrates them back first.
+	rm -f /tmp/go
+	mkfifo /tmp/go
+	/bin/dmirror-lifecycle --unload /dev/hmm_dmirror0 </tmp/go >/tmp/unload.out 2>&1 &
+	upid=$!
+	exec 4>/tmp/go
+	i=0
+	while ! grep -q '^ready$' /tmp/unload.out && [ $i -lt 120 ]; do
+		sleep 1
+		i=$((i + 1))
+	done
 	run $t rmmod $mod || say "@@@ RMMOD $t failed"
+	echo go >&4
+	exec 4>&-
+	wait $upid
+	urc=$?
+	grep -v '^ready$' /tmp/unload.out >/tmp/checks.out
+	failed=0
+	while read -r verdict what; do
+		case $verdict in
+		ok:) say "@@@ CHECK $t ok: $what" ;;
+		*) say "@@@ CHECK $t FAIL: $verdict $what"; failed=1 ;;
+		esac
+	done </tmp/checks.out
+	[ $urc = 0 ] || [ $failed = 1 ] || say "@@@ CHECK $t FAIL: dmirror-lifecycle --unload exited with $urc"
 
 	# Without both spm_addr_dev*, only the two device-private minors exist.
 	if run $t insmod /lib/modules/$mod.ko spm_addr_dev0=0x140000000; then

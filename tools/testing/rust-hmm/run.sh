@@ -9,7 +9,8 @@
 # RUST_HMM_SUITES (default "c,rust"), RUST_HMM_SKIP_BUILD=1, RUST_HMM_KMEMLEAK=0 (skip the
 # kmemleak scans, which take about a minute under TCG; the verdict then says so),
 # RUST_HMM_FUZZ (ioctls of dmirror-fuzz per Rust device node, default 2000; 0: none),
-# RUST_HMM_FUZZ_SEED.
+# RUST_HMM_FUZZ_SEED (also the stress's), RUST_HMM_STRESS (seconds of dmirror-stress on the
+# Rust device, default 15; 0: none).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -22,6 +23,7 @@ SUITES=${RUST_HMM_SUITES:-c,rust}
 KMEMLEAK=${RUST_HMM_KMEMLEAK:-1}
 FUZZ=${RUST_HMM_FUZZ:-2000}
 FUZZ_SEED=${RUST_HMM_FUZZ_SEED:-20261125}
+STRESS=${RUST_HMM_STRESS:-15}
 
 "$HERE/setup.sh"
 [ "${RUST_HMM_SKIP_BUILD:-0}" = 1 ] || "$HERE/build.sh"
@@ -32,7 +34,8 @@ rm -rf "$root"
 mkdir -p "$root"/{bin,dev,proc,sys,tmp,lib/modules}
 cp /bin/busybox "$root/bin/busybox"
 cp "$HERE/init.sh" "$root/init"
-cp "$BUILD/hmm-tests" "$BUILD/dmirror-checks" "$BUILD/dmirror-fuzz" "$BUILD/dmirror-pagemap" "$root/bin/"
+cp "$BUILD/hmm-tests" "$BUILD/dmirror-checks" "$BUILD/dmirror-fuzz" "$BUILD/dmirror-pagemap" \
+	"$BUILD/dmirror-lifecycle" "$BUILD/dmirror-stress" "$root/bin/"
 cp "$KSRC/lib/test_hmm.ko" "$KSRC/lib/test_hmm_rust/test_hmm_rust.ko" "$root/lib/modules/"
 (cd "$root" && find . | cpio -o -H newc --quiet) >"$BUILD/initramfs.cpio"
 
@@ -43,7 +46,7 @@ set +e
 timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 \
 	-accel tcg -cpu max -smp 2 -m 6G \
 	-kernel "$KSRC/arch/x86/boot/bzImage" -initrd "$BUILD/initramfs.cpio" \
-	-append "console=ttyS0 oops=panic panic=-1 transparent_hugepage=madvise memmap=256M\$0x140000000 memmap=256M\$0x150000000 rust_hmm.tests=$SUITES rust_hmm.kmemleak=$KMEMLEAK rust_hmm.fuzz=$FUZZ rust_hmm.fuzz_seed=$FUZZ_SEED" \
+	-append "console=ttyS0 oops=panic panic=-1 transparent_hugepage=madvise memmap=256M\$0x140000000 memmap=256M\$0x150000000 rust_hmm.tests=$SUITES rust_hmm.kmemleak=$KMEMLEAK rust_hmm.fuzz=$FUZZ rust_hmm.fuzz_seed=$FUZZ_SEED rust_hmm.stress=$STRESS" \
 	-display none -monitor none -no-reboot \
 	-serial "file:$LOGS/console.log" -serial "file:$LOGS/results.log" \
 	</dev/null >"$LOGS/qemu.log" 2>&1
