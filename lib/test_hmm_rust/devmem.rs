@@ -163,9 +163,22 @@ impl DmirrorDevice {
 
     /// Migrates every page of the device back to system memory and removes its chunks
     /// (`dmirror_device_remove_chunks`, HMM_DMIRROR_RELEASE).
-    pub(crate) fn remove_chunks(&self) {
-        let chunks = core::mem::take(&mut *self.chunks.lock());
-        // Each chunk evicts its pages when dropped, then unmaps.
+    ///
+    /// The eviction stops with `EINTR` if the task is killed, and the chunks stay.
+    pub(crate) fn remove_chunks(&self) -> Result {
+        let mut guard = self.chunks.lock();
+        // Nothing allocates from the chunks while the lock is held.
+        for chunk in guard.iter() {
+            match chunk.evict() {
+                Err(e) if e == EINTR => return Err(e),
+                // Pages still busy after the retries: dropping the chunk waits for them.
+                _ => {}
+            }
+        }
+        let chunks = core::mem::take(&mut *guard);
+        drop(guard);
+        // Each chunk evicts what is left when dropped, then unmaps.
         drop(chunks);
+        Ok(())
     }
 }

@@ -104,7 +104,7 @@ impl Dmirror {
                 );
                 return Err(EOPNOTSUPP);
             }
-            HMM_DMIRROR_RELEASE => self.mdevice.remove_chunks(),
+            HMM_DMIRROR_RELEASE => self.mdevice.remove_chunks()?,
             _ => return Err(EINVAL),
         }
 
