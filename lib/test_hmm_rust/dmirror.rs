@@ -92,18 +92,8 @@ impl Dmirror {
             HMM_DMIRROR_SNAPSHOT => self.snapshot(&mut cmd, &range)?,
             HMM_DMIRROR_MIGRATE_TO_DEV => self.migrate_to_dev(&mut cmd, &range)?,
             HMM_DMIRROR_MIGRATE_TO_SYS => self.migrate_to_sys(&mut cmd, &range)?,
-            HMM_DMIRROR_EXCLUSIVE | HMM_DMIRROR_CHECK_EXCLUSIVE => {
-                // Like C, a process that has exited (the mm has no users) gets EINVAL.
-                self.mirror.mm().with_user(|_mm| ()).ok_or(EINVAL)?;
-                pr_debug!(
-                    "hmm_dmirror{}: ioctl {:#x} on [{:#x}, {:#x}) is not implemented yet\n",
-                    self.mdevice.id,
-                    command,
-                    range.start,
-                    range.end
-                );
-                return Err(EOPNOTSUPP);
-            }
+            HMM_DMIRROR_EXCLUSIVE => self.exclusive(&mut cmd, &range)?,
+            HMM_DMIRROR_CHECK_EXCLUSIVE => self.check_exclusive(&range)?,
             HMM_DMIRROR_RELEASE => self.mdevice.remove_chunks()?,
             _ => return Err(EINVAL),
         }
@@ -127,7 +117,7 @@ impl cdev::Operations for Dmirror {
             KBox::pin_init(
                 try_pin_init!(Dmirror {
                     mdevice: mdevice.clone(),
-                    mirror <- Mirror::new(mm, 0, end, DmirrorData),
+                    mirror <- Mirror::with_owner(mm, 0, end, mdevice.owner.clone(), DmirrorData),
                 }? Error),
                 GFP_KERNEL,
             )

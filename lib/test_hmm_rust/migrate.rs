@@ -7,7 +7,7 @@
 use crate::device::MemoryType;
 use crate::devmem::{new_storage_page, Chunk};
 use crate::dmirror::{CheckedRange, Dmirror};
-use crate::mirror::{chunk_end, do_read, Access, Bounce};
+use crate::mirror::chunk_end;
 use crate::uapi::*;
 use kernel::hmm::{Range, Request};
 use kernel::migrate::{migrate_vma, Select, Source};
@@ -17,13 +17,12 @@ use kernel::mm::{
 };
 use kernel::prelude::*;
 use kernel::task::{cond_resched, fatal_signal_pending};
-use kernel::uaccess::UserSlice;
 
 impl Dmirror {
     /// Runs `batch` over `[start, end)` in pieces of at most 64 pages that each lie in one
     /// VMA, with the mmap read lock held, as C does: `EINVAL` for a hole or a VMA that cannot
     /// be read, and when the process has exited.
-    fn for_each_batch(
+    pub(crate) fn for_each_batch(
         &self,
         range: &CheckedRange,
         mut batch: impl FnMut(&MmapReadGuard<'_>, usize, usize) -> Result,
@@ -95,19 +94,7 @@ impl Dmirror {
         })?;
 
         // Return the migrated data for verification: what the device page table maps.
-        let mut bounce = Bounce::new(range)?;
-        let ret = match do_read(&self.mirror.lock(), owner, range, &mut bounce) {
-            Ok(()) => Ok(()),
-            // Like C: a page that did not move is missing from the device page table.
-            Err(Access::Missing) => Err(ENOENT),
-            Err(Access::Failed(e)) => Err(e),
-        };
-        if ret.is_ok() {
-            let user = UserSlice::new(usize::try_from(cmd.ptr)?, bounce.buf.len());
-            user.writer().write_slice(&bounce.buf)?;
-        }
-        cmd.cpages = u64::try_from(bounce.cpages)?;
-        ret
+        self.read_back(cmd, range)
     }
 
     /// Migrates the device's pages of `[start, end)` of `vma` (at most 64 pages) back to

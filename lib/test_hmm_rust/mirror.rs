@@ -241,6 +241,24 @@ impl Dmirror {
         ret
     }
 
+    /// Copies what the device page table maps of the range into the user's buffer, without
+    /// faulting anything in (`dmirror_do_read` after a migration or EXCLUSIVE): like C,
+    /// `ENOENT` if a page is missing.
+    pub(crate) fn read_back(&self, cmd: &mut HmmDmirrorCmd, range: &CheckedRange) -> Result {
+        let mut bounce = Bounce::new(range)?;
+        let ret = match do_read(&self.mirror.lock(), self.owner(), range, &mut bounce) {
+            Ok(()) => Ok(()),
+            Err(Access::Missing) => Err(ENOENT),
+            Err(Access::Failed(e)) => Err(e),
+        };
+        if ret.is_ok() {
+            let user = UserSlice::new(usize::try_from(cmd.ptr)?, bounce.buf.len());
+            user.writer().write_slice(&bounce.buf)?;
+        }
+        cmd.cpages = u64::try_from(bounce.cpages)?;
+        ret
+    }
+
     /// HMM_DMIRROR_READ: copies the range into the user's buffer, through the device.
     pub(crate) fn read(&self, cmd: &mut HmmDmirrorCmd, range: &CheckedRange) -> Result {
         let mut bounce = Bounce::new(range)?;

@@ -24,6 +24,7 @@ use kernel::sync::Arc;
 mod device;
 mod devmem;
 mod dmirror;
+mod exclusive;
 mod migrate;
 mod mirror;
 mod uapi;

@@ -37,6 +37,8 @@ use crate::{
 };
 use core::marker::PhantomData;
 
+#[cfg(CONFIG_DEVICE_PRIVATE)]
+pub mod exclusive;
 mod mirror;
 pub use mirror::{DevicePageTable, Mirror, MirrorCommit, MirrorGuard, MirrorOps, MirroredPage};
 
@@ -354,7 +356,7 @@ impl<'a> FaultedRange<'a> {
 }
 
 /// Reads `jiffies`.
-fn jiffies() -> c_ulong {
+pub(crate) fn jiffies() -> c_ulong {
     // SAFETY: `jiffies` is a valid static that the timer interrupt updates; a volatile read
     // of the aligned word is what the C `READ_ONCE(jiffies)` does.
     unsafe { core::ptr::read_volatile(&raw const bindings::jiffies) }

@@ -544,6 +544,7 @@ fn evict<T: PagemapOps>(pagemap: &Pagemap<T>, killable: bool) -> Result {
     let batch = EVICT_BATCH.min(pagemap.npages());
     let mut src = KVVec::from_elem(0usize, batch, GFP_KERNEL)?;
     let mut dst = KVVec::from_elem(0usize, batch, GFP_KERNEL)?;
+    let mut anon = KVVec::from_elem(core::ptr::null_mut(), batch, GFP_KERNEL)?;
     for pass in 0..EVICT_PASSES {
         if pagemap.allocated() == 0 {
             return Ok(());
@@ -565,6 +566,7 @@ fn evict<T: PagemapOps>(pagemap: &Pagemap<T>, killable: bool) -> Result {
                 pagemap.start_pfn() + first,
                 &mut src[..n],
                 &mut dst[..n],
+                &mut anon[..n],
             );
             first += n;
         }
@@ -576,16 +578,52 @@ fn evict<T: PagemapOps>(pagemap: &Pagemap<T>, killable: bool) -> Result {
     }
 }
 
+/// Takes a reference on the `anon_vma` of each page of `anon.len()` pfns from `pfn`, if it
+/// has one (`folio_get_anon_vma`).
+///
+/// `migrate_device_range` replaces the CPU mappings of the pages by migration entries and
+/// `migrate_device_finalize` walks their `anon_vma` to restore them, with no mmap lock held in
+/// between: an munmap meanwhile frees the `anon_vma` (KASAN: use-after-free in
+/// `rmap_walk_anon`, found by our fuzzer on 6.12). Normal migration pins it for the same
+/// reason; this does it for eviction. Not generic and never inlined: the C functions it calls
+/// are not exported to modules.
+#[inline(never)]
+fn pin_anon_vmas(pfn: usize, anon: &mut [*mut bindings::anon_vma]) {
+    for (i, slot) in anon.iter_mut().enumerate() {
+        // SAFETY: The pfn is in a mapped pagemap, so it has a `struct page`, valid whether or
+        // not the page is allocated. `folio_get_anon_vma` takes no lock, reads the mapping
+        // under RCU and returns a referenced `anon_vma` or null, whatever the folio's state.
+        *slot = unsafe {
+            let page = bindings::pfn_to_page(pfn + i);
+            bindings::folio_get_anon_vma(bindings::page_folio(page))
+        };
+    }
+}
+
+/// Drops the references [`pin_anon_vmas`] took.
+#[inline(never)]
+fn unpin_anon_vmas(anon: &mut [*mut bindings::anon_vma]) {
+    for slot in anon.iter_mut() {
+        if !slot.is_null() {
+            // SAFETY: `pin_anon_vmas` took this reference.
+            unsafe { bindings::put_anon_vma(*slot) };
+        }
+        *slot = core::ptr::null_mut();
+    }
+}
+
 /// Migrates the allocated pages of `src.len()` pfns from `pfn` back to system memory.
 fn evict_batch<T: PagemapOps>(
     pagemap: &Pagemap<T>,
     pfn: usize,
     src: &mut [usize],
     dst: &mut [usize],
+    anon: &mut [*mut bindings::anon_vma],
 ) {
     src.fill(0);
     dst.fill(0);
     let n = src.len();
+    pin_anon_vmas(pfn, anon);
     // SAFETY: The pfns are in the pagemap's range, which is mapped; both arrays have `n`
     // entries. Free pages (refcount zero) are skipped by the C side.
     unsafe { bindings::migrate_device_range(src.as_mut_ptr(), pfn, n) };
@@ -608,4 +646,5 @@ fn evict_batch<T: PagemapOps>(
         bindings::migrate_device_pages(src.as_mut_ptr(), dst.as_mut_ptr(), n);
         bindings::migrate_device_finalize(src.as_mut_ptr(), dst.as_mut_ptr(), n);
     }
+    unpin_anon_vmas(anon);
 }

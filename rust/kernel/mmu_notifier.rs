@@ -112,7 +112,7 @@
 use crate::{
     bindings,
     error::to_result,
-    ffi::{c_uint, c_ulong},
+    ffi::{c_uint, c_ulong, c_void},
     mm::{Mm, MmWithUser},
     prelude::*,
     str::CStr,
@@ -325,6 +325,9 @@ pub struct MmuIntervalNotifier<T: IntervalNotifierOps> {
     notifier: Opaque<bindings::mmu_interval_notifier>,
     start: usize,
     last: usize,
+    /// The owner whose device-exclusive conversions the notifier ignores, or null: only ever
+    /// compared with the owner of an event, never dereferenced.
+    exclusive_owner: *const c_void,
 }
 
 crate::layout::assert_c_layout!(mmu_interval_notifier {
@@ -371,6 +374,22 @@ impl<T: IntervalNotifierOps> MmuIntervalNotifier<T> {
     where
         T: 'static,
     {
+        Self::new_ignoring_exclusive(mm, start, length, state, core::ptr::null())
+    }
+
+    /// [`Self::new`], for a notifier that ignores the [`Event::Exclusive`] events carrying
+    /// `owner`: the conversions to device-exclusive entries that its own device asked for,
+    /// which keep the same pages at the same addresses (see [`crate::hmm::Mirror`]).
+    pub(crate) fn new_ignoring_exclusive(
+        mm: &MmWithUser,
+        start: usize,
+        length: usize,
+        state: T,
+        owner: *const c_void,
+    ) -> impl PinInit<Self, Error> + '_
+    where
+        T: 'static,
+    {
         // The C function's own check: the last address must not wrap around. (The fields
         // `start` and `last` shadow these names inside the initialiser.)
         let first = start;
@@ -381,6 +400,7 @@ impl<T: IntervalNotifierOps> MmuIntervalNotifier<T> {
         try_pin_init!(Self {
             start: first,
             last: last?,
+            exclusive_owner: owner,
             state <- {
                 let (name, key) = notifier_lock_class();
                 Mutex::new(state, name, key)
@@ -492,6 +512,14 @@ impl<T: IntervalNotifierOps> NotifierVtable<T> {
             range,
             _p: PhantomData,
         };
+        if !this.exclusive_owner.is_null()
+            && range.event() == Event::Exclusive
+            // SAFETY: The range is valid for the call; an EXCLUSIVE event sets its owner.
+            && core::ptr::eq(unsafe { (*range.range).owner }, this.exclusive_owner)
+        {
+            // Nothing the notifier's state depends on changes: keep the sequence.
+            return true;
+        }
         let mut guard = if range.may_block() {
             this.state.lock()
         } else {

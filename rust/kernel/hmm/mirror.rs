@@ -96,15 +96,18 @@
 //! # Ok::<(), Error>(())
 //! ```
 
-use super::{range_fault, range_fault_locked, FaultedRange, HmmPfn, PageKind, Range};
+#[cfg(CONFIG_DEVICE_PRIVATE)]
+use super::exclusive::make_device_exclusive;
+use super::{range_fault, range_fault_locked, FaultedRange, HmmPfn, Owner, PageKind, Range};
 use crate::{
     alloc::flags::{__GFP_NOWARN, GFP_ATOMIC},
     bindings,
     error::Result,
     mm::{highmem::CpuPage, Mm, MmWithUser, MmapReadGuard},
     mmu_notifier::{IntervalNotifierOps, MmuIntervalNotifier, NotifierGuard, NotifierRange},
-    page::PAGE_SHIFT,
+    page::{PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
+    sync::Arc,
     xarray::{Value, XArray},
 };
 use core::{marker::PhantomData, ptr::NonNull};
@@ -141,25 +144,126 @@ impl<T: MirrorOps> IntervalNotifierOps for MirrorState<T> {
 pub struct Mirror<T: MirrorOps> {
     #[pin]
     notifier: MmuIntervalNotifier<MirrorState<T>>,
+    /// The owner of the device's memory, if the mirror is for a device that has some.
+    owner: Option<Arc<Owner>>,
 }
 
 impl<T: MirrorOps + 'static> Mirror<T> {
     /// Mirrors `[start, start + length)` of `mm`, with `data` as the driver's state.
+    ///
+    /// # Context
+    ///
+    /// Sleeps; not with the mmap lock of `mm` held (see [`MmuIntervalNotifier::new`]).
     pub fn new(
         mm: &MmWithUser,
         start: usize,
         length: usize,
         data: T,
     ) -> impl PinInit<Self, Error> + '_ {
+        Self::init(mm, start, length, None, data)
+    }
+
+    /// [`Self::new`] for a device whose memory belongs to `owner`: the mirror can map
+    /// device-exclusive pages ([`Self::make_exclusive`]).
+    pub fn with_owner(
+        mm: &MmWithUser,
+        start: usize,
+        length: usize,
+        owner: Arc<Owner>,
+        data: T,
+    ) -> impl PinInit<Self, Error> + '_ {
+        Self::init(mm, start, length, Some(owner), data)
+    }
+
+    fn init(
+        mm: &MmWithUser,
+        start: usize,
+        length: usize,
+        owner: Option<Arc<Owner>>,
+        data: T,
+    ) -> impl PinInit<Self, Error> + '_ {
         let state = DevicePageTable::new().map(|table| MirrorState { table, data });
-        // SAFETY: The closure initialises the only field, `notifier`, in place or fails
-        // without having initialised anything.
+        let exclusive_owner = owner
+            .as_ref()
+            .map_or(core::ptr::null(), |o| o.as_ptr().cast_const());
+        // SAFETY: The closure initialises both fields in place, or fails having initialised
+        // none: `owner` is written only once the notifier is in place.
         unsafe {
             kernel::init::pin_init_from_closure(move |slot: *mut Self| {
                 let state = state?;
-                let init = MmuIntervalNotifier::new(mm, start, length, state);
-                init.__pinned_init(core::ptr::addr_of_mut!((*slot).notifier))
+                let init = MmuIntervalNotifier::new_ignoring_exclusive(
+                    mm,
+                    start,
+                    length,
+                    state,
+                    exclusive_owner,
+                );
+                init.__pinned_init(core::ptr::addr_of_mut!((*slot).notifier))?;
+                core::ptr::addr_of_mut!((*slot).owner).write(owner);
+                Ok(())
             })
+        }
+    }
+
+    /// Makes the pages of `[start, end)` exclusive to the mirror's device
+    /// ([`make_device_exclusive`]) and maps those it got in the device page table as
+    /// exclusive entries, read-only for the device until a CPU access revokes them; returns
+    /// how many it mapped.
+    ///
+    /// The conversion's own invalidation is ignored (it carries the mirror's owner); any
+    /// other invalidation of the range before the pages are mapped makes it start again, for
+    /// at most [`RANGE_DEFAULT_TIMEOUT_MS`](super::RANGE_DEFAULT_TIMEOUT_MS) (then `EBUSY`).
+    /// Fails with `EINVAL` for a mirror without an owner, another address space or a range
+    /// outside the mirror, `EINTR` if the task is being killed, and as
+    /// [`make_device_exclusive`] does.
+    ///
+    /// # Context
+    ///
+    /// Sleeps; the mmap read lock is held (`mmap`); takes the mirror lock, which must not be
+    /// held.
+    #[cfg(CONFIG_DEVICE_PRIVATE)]
+    pub fn make_exclusive(
+        &self,
+        mmap: &MmapReadGuard<'_>,
+        start: usize,
+        end: usize,
+    ) -> Result<usize> {
+        let owner = self.owner.as_deref().ok_or(EINVAL)?;
+        if !core::ptr::eq(mmap.mm().as_raw(), self.notifier.mm().as_raw())
+            || !self.notifier.covers(start, end)
+        {
+            return Err(EINVAL);
+        }
+        let timeout = super::jiffies().wrapping_add(crate::time::msecs_to_jiffies(
+            super::RANGE_DEFAULT_TIMEOUT_MS,
+        ));
+        loop {
+            if crate::task::fatal_signal_pending() {
+                return Err(EINTR);
+            }
+            crate::task::cond_resched();
+            if (timeout.wrapping_sub(super::jiffies()) as isize) < 0 {
+                return Err(EBUSY);
+            }
+            let seq = self.notifier.read_begin();
+            let mapped = make_device_exclusive(mmap, start, end, owner, |pages| {
+                // The pages are locked: a CPU access that would revoke them waits.
+                let mut state = seq.lock_if_unchanged()?;
+                let mut n = 0usize;
+                for (addr, page) in (start..end).step_by(PAGE_SIZE).zip(pages) {
+                    let Some(page) = page else {
+                        continue;
+                    };
+                    if let Err(e) = state.table.insert(addr, page.pfn(), false, false, true) {
+                        return Some(Err(e));
+                    }
+                    n += 1;
+                }
+                Some(Ok(n))
+            })?;
+            if let Some(ret) = mapped {
+                return ret;
+            }
         }
     }
 
@@ -321,7 +425,7 @@ impl<'a, T: MirrorOps> MirrorCommit<'a, T> {
             }
             self.state
                 .table
-                .insert(addr, page, pfn.is_writable(), private)?;
+                .insert(addr, page, pfn.is_writable(), private, false)?;
         }
         Ok(())
     }
@@ -334,11 +438,13 @@ impl<'a, T: MirrorOps> MirrorCommit<'a, T> {
 ///
 /// # Invariants
 ///
-/// Every entry maps the page index of a virtual address to `pfn << 2 | private << 1 |
-/// writable` for a page that the CPU maps at that address with that permission, `private`
-/// telling a device-private page (of the mirror's owner) from one the CPU can address: an
-/// entry is inserted only from a validated [`range_fault`] result, and removed by every
-/// invalidation of its address, both under the mirror lock.
+/// Every entry maps the page index of a virtual address to `pfn << 3 | exclusive << 2 |
+/// private << 1 | writable` for a page that the CPU maps at that address with that permission
+/// (or, if `exclusive`, that is device-exclusive there), `private` telling a device-private
+/// page (of the mirror's owner) from one the CPU can address: an entry is inserted only from
+/// a validated [`range_fault`] result or device-exclusive conversion, and removed by every
+/// invalidation of its address (but the conversions the mirror asked for itself), both
+/// under the mirror lock.
 pub struct DevicePageTable {
     xa: Pin<KBox<XArray<Value>>>,
 }
@@ -350,10 +456,18 @@ impl DevicePageTable {
         })
     }
 
-    fn insert(&mut self, addr: usize, pfn: usize, writable: bool, private: bool) -> Result {
+    fn insert(
+        &mut self,
+        addr: usize,
+        pfn: usize,
+        writable: bool,
+        private: bool,
+        exclusive: bool,
+    ) -> Result {
+        let flags = usize::from(exclusive) << 2 | usize::from(private) << 1 | usize::from(writable);
         let entry = pfn
-            .checked_mul(4)
-            .and_then(|e| Value::new(e | usize::from(private) << 1 | usize::from(writable)))
+            .checked_mul(8)
+            .and_then(|e| Value::new(e | flags))
             .ok_or(EINVAL)?;
         // The mirror lock is held, and an invalidation from reclaim takes it: no sleeping
         // allocation here. Failing is fine (the caller gets `ENOMEM`), warning is not.
@@ -369,15 +483,36 @@ impl DevicePageTable {
         let entry = self.xa.lock().get(addr >> PAGE_SHIFT)?.get();
         // SAFETY: By the type invariant the pfn is of a page the CPU maps, which has a
         // `struct page`.
-        let page = unsafe { bindings::pfn_to_page(entry >> 2) };
+        let page = unsafe { bindings::pfn_to_page(entry >> 3) };
         // INVARIANT: The entry is present under the mirror lock, which `&self` borrows.
         Some(MirroredPage {
             // SAFETY: `pfn_to_page` of a page's pfn is not null.
             page: unsafe { NonNull::new_unchecked(page) },
             writable: entry & 1 != 0,
             private: entry & 2 != 0,
+            exclusive: entry & 4 != 0,
             _p: PhantomData,
         })
+    }
+
+    /// Returns whether an entry of `[start, end)` is device-exclusive; walks only the entries
+    /// that exist, however large the range.
+    pub fn contains_exclusive(&self, start: usize, end: usize) -> bool {
+        if end <= start {
+            return false;
+        }
+        let (mut index, last) = (start >> PAGE_SHIFT, (end - 1) >> PAGE_SHIFT);
+        let guard = self.xa.lock();
+        while let Some((found, entry)) = guard.find(index, last) {
+            if entry.get() & 4 != 0 {
+                return true;
+            }
+            match found.checked_add(1) {
+                Some(next) if next <= last => index = next,
+                _ => break,
+            }
+        }
+        false
     }
 
     /// Returns whether the device page table maps `addr`.
@@ -409,6 +544,7 @@ pub struct MirroredPage<'a> {
     page: NonNull<bindings::page>,
     writable: bool,
     private: bool,
+    exclusive: bool,
     _p: PhantomData<&'a DevicePageTable>,
 }
 
@@ -417,6 +553,12 @@ impl<'a> MirroredPage<'a> {
     #[inline]
     pub fn is_writable(&self) -> bool {
         self.writable
+    }
+
+    /// Whether the page is device-exclusive (mapped by [`Mirror::make_exclusive`]).
+    #[inline]
+    pub fn is_exclusive(&self) -> bool {
+        self.exclusive
     }
 
     /// The page, if the CPU can address it (system or device-coherent memory): the device

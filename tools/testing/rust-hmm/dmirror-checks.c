@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <lib/test_hmm_uapi.h>
@@ -183,6 +184,30 @@ out:
 		munmap(mem, len);
 	free(buf);
 	free(want);
+}
+
+/*
+ * C's CHECK_EXCLUSIVE looks up every page of the user's range with no reschedule or signal
+ * check: npages = 2^48 pins a CPU for good. The Rust device walks what its table holds.
+ * Rust only; the bound is a hang guard, not a timing.
+ */
+static void check_exclusive_huge(int fd, long page, int rust)
+{
+	struct hmm_dmirror_cmd cmd;
+	struct timespec a, b;
+	int ret;
+
+	if (!rust) {
+		check(1, "CHECK_EXCLUSIVE of 2^48 pages returns at once");
+		return;
+	}
+	memset(&cmd, 0, sizeof(cmd));
+	cmd.addr = page;
+	cmd.npages = (uint64_t)1 << 48;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	ret = dmirror_ioctl(fd, HMM_DMIRROR_CHECK_EXCLUSIVE, &cmd);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	check(ret == 0 && b.tv_sec - a.tv_sec < 10, "CHECK_EXCLUSIVE of 2^48 pages returns at once");
 }
 
 static volatile sig_atomic_t sigusr1_count;
@@ -380,6 +405,7 @@ int main(int argc, char **argv)
 	check_top(fd, page);
 	check_signals(fd, page);
 	check_device_pages(argv[1], fd, page, rust);
+	check_exclusive_huge(fd, page, rust);
 
 	check(close(fd) == 0, "close");
 	return failed;

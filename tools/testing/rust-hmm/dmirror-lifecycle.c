@@ -16,6 +16,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -413,6 +414,48 @@ static void scenario_second_open(unsigned char *buf, int rust)
 }
 
 /* e: MIGRATE_TO_SYS brings every page back, for device-coherent minors too. */
+/* The thread of scenario g: migrates its pages back and forth until the process exits. */
+static void *exit_racer(void *arg)
+{
+	unsigned char *p = arg, *buf = malloc(NPAGES * page);
+	struct hmm_dmirror_cmd cmd;
+	int fd = open(dev, O_RDWR);
+
+	for (;;) {
+		dmirror_ioctl(fd, HMM_DMIRROR_MIGRATE_TO_DEV, p, buf, NPAGES, &cmd);
+		dmirror_ioctl(fd, HMM_DMIRROR_READ, p, buf, NPAGES, &cmd);
+		dmirror_ioctl(fd, HMM_DMIRROR_MIGRATE_TO_SYS, p, buf, NPAGES, &cmd);
+	}
+	return NULL;
+}
+
+/* g. A process exits while one of its threads migrates: the exit frees every device page. */
+static void scenario_exit_race(int fd)
+{
+	pthread_t thread;
+	pid_t pid;
+	int ret, ok;
+
+	fflush(stdout);
+	child_why[0] = 0;
+	pid = fork();
+	if (!pid) {
+		unsigned char *p = map_pages('g');
+
+		if (!p || pthread_create(&thread, NULL, exit_racer, p))
+			child_exit(0);
+		usleep(20000);
+		/* exit_group() with the other thread in an ioctl. */
+		child_exit(1);
+	}
+	ok = child_ok(pid) && in_use_back();
+	ret = release(fd);
+	if (ret)
+		because("RELEASE got %d", ret);
+	verdict(ok && !ret,
+		"exit racing a migration: the process's device pages are freed (in_use is back to where it started)");
+}
+
 static void scenario_migrate_to_sys(int fd, unsigned char *buf)
 {
 	unsigned char *p = map_pages('e');
@@ -519,6 +562,7 @@ int main(int argc, char **argv)
 	scenario_second_open(buf, rust);
 	scenario_migrate_to_sys(fd, buf);
 	scenario_munmap(fd, buf);
+	scenario_exit_race(fd);
 
 	/* Counters that never move would pass every check above. */
 	ok = 1;

@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! HMM_DMIRROR_EXCLUSIVE and HMM_DMIRROR_CHECK_EXCLUSIVE: pages made exclusive to the device
+//! for its atomics, until a CPU access revokes them (`dmirror_exclusive`,
+//! `dmirror_check_atomic`).
+
+use crate::dmirror::{CheckedRange, Dmirror};
+use crate::mirror::chunk_end;
+use crate::uapi::*;
+use kernel::page::PAGE_SIZE;
+use kernel::prelude::*;
+use kernel::task::{cond_resched, fatal_signal_pending};
+
+impl Dmirror {
+    /// HMM_DMIRROR_EXCLUSIVE: makes the range exclusive to the device, 64 pages at a time,
+    /// maps it in the device page table, and returns the data read through the device.
+    ///
+    /// Like C: `EINVAL` if the process has exited, `EBUSY` unless every page of the range was
+    /// made exclusive and mapped (holes, file pages, a wrapping range...).
+    pub(crate) fn exclusive(&self, cmd: &mut HmmDmirrorCmd, range: &CheckedRange) -> Result {
+        let mm = self.mirror.mm();
+        mm.with_user(|mm| -> Result {
+            let mmap = mm.mmap_read_lock_killable()?;
+            let mut addr = range.start;
+            while addr < range.end {
+                cond_resched();
+                if fatal_signal_pending() {
+                    return Err(EINTR);
+                }
+                let next = chunk_end(addr, range.end).map_err(|_| EBUSY)?;
+                let npages = next.checked_sub(addr).ok_or(EBUSY)? / PAGE_SIZE;
+                match self.mirror.make_exclusive(&mmap, addr, next) {
+                    Ok(mapped) if mapped == npages => {}
+                    Err(e) if e == EINTR => return Err(e),
+                    _ => return Err(EBUSY),
+                }
+                addr = next;
+            }
+            Ok(())
+        })
+        .ok_or(EINVAL)??;
+        self.read_back(cmd, range)
+    }
+
+    /// HMM_DMIRROR_CHECK_EXCLUSIVE: `EPERM` if a page of the range is still exclusive to the
+    /// device.
+    ///
+    /// C looks up every page of the user's range, however large (`npages = 2^48` pins a CPU
+    /// for good); this walks only the entries the device page table has.
+    pub(crate) fn check_exclusive(&self, range: &CheckedRange) -> Result {
+        if self
+            .mirror
+            .lock()
+            .table()
+            .contains_exclusive(range.start, range.end)
+        {
+            return Err(EPERM);
+        }
+        Ok(())
+    }
+}
