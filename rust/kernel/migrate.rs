@@ -585,8 +585,9 @@ fn evict<T: PagemapOps>(pagemap: &Pagemap<T>, killable: bool) -> Result {
 /// `migrate_device_finalize` walks their `anon_vma` to restore them, with no mmap lock held in
 /// between: an munmap meanwhile frees the `anon_vma` (KASAN: use-after-free in
 /// `rmap_walk_anon`, found by our fuzzer on 6.12). Normal migration pins it for the same
-/// reason; this does it for eviction. Not generic and never inlined: the C functions it calls
-/// are not exported to modules.
+/// reason; this does it for eviction. A page that is not mapped gets no pin (null): it must
+/// not be migrated. Not generic and never inlined: the C functions it calls are not exported
+/// to modules.
 #[inline(never)]
 fn pin_anon_vmas(pfn: usize, anon: &mut [*mut bindings::anon_vma]) {
     for (i, slot) in anon.iter_mut().enumerate() {
@@ -613,6 +614,12 @@ fn unpin_anon_vmas(anon: &mut [*mut bindings::anon_vma]) {
 }
 
 /// Migrates the allocated pages of `src.len()` pfns from `pfn` back to system memory.
+///
+/// Only the pages that are mapped, and whose `anon_vma` is pinned meanwhile, are handed to
+/// `migrate_device_range`, in runs of consecutive pfns: a page that is referenced but no
+/// longer mapped (an munmap between its zap and the release of its page references, which
+/// frees the `anon_vma` in between) would make `migrate_device_finalize` walk a freed
+/// `anon_vma`. Such a page is about to be freed; it is looked at again in the next pass.
 fn evict_batch<T: PagemapOps>(
     pagemap: &Pagemap<T>,
     pfn: usize,
@@ -622,29 +629,42 @@ fn evict_batch<T: PagemapOps>(
 ) {
     src.fill(0);
     dst.fill(0);
-    let n = src.len();
     pin_anon_vmas(pfn, anon);
-    // SAFETY: The pfns are in the pagemap's range, which is mapped; both arrays have `n`
-    // entries. Free pages (refcount zero) are skipped by the C side.
-    unsafe { bindings::migrate_device_range(src.as_mut_ptr(), pfn, n) };
-    for (s, d) in src.iter().zip(dst.iter_mut()) {
-        if *s & PFN_MIGRATE == 0 {
-            continue;
-        }
-        // SAFETY: A collected page is locked and referenced until finalize.
-        let Some(dpage) = entry_page(*s).and_then(|p| unsafe { pagemap.page(p.as_ptr()) }) else {
-            continue;
+    let n = src.len();
+    let mut first = 0;
+    while first < n {
+        // The next run of pinned pages.
+        let Some(start) = (first..n).find(|&i| !anon[i].is_null()) else {
+            break;
         };
-        // A page that could not be copied stays on the device, for the next pass.
-        if let Ok(mpfn) = alloc_ram_copy(&dpage) {
-            *d = mpfn;
+        let end = (start..n).find(|&i| anon[i].is_null()).unwrap_or(n);
+        first = end;
+        let (src, dst) = (&mut src[start..end], &mut dst[start..end]);
+        let count = end - start;
+        // SAFETY: The pfns are in the pagemap's range, which is mapped; both arrays have
+        // `count` entries. Free pages (refcount zero) are skipped by the C side; the others'
+        // `anon_vma`s are pinned until after finalize.
+        unsafe { bindings::migrate_device_range(src.as_mut_ptr(), pfn + start, count) };
+        for (s, d) in src.iter().zip(dst.iter_mut()) {
+            if *s & PFN_MIGRATE == 0 {
+                continue;
+            }
+            // SAFETY: A collected page is locked and referenced until finalize.
+            let Some(dpage) = entry_page(*s).and_then(|p| unsafe { pagemap.page(p.as_ptr()) })
+            else {
+                continue;
+            };
+            // A page that could not be copied stays on the device, for the next pass.
+            if let Ok(mpfn) = alloc_ram_copy(&dpage) {
+                *d = mpfn;
+            }
         }
-    }
-    // SAFETY: The arrays come from `migrate_device_range`; the destinations are locked pages
-    // with a reference each, or zero.
-    unsafe {
-        bindings::migrate_device_pages(src.as_mut_ptr(), dst.as_mut_ptr(), n);
-        bindings::migrate_device_finalize(src.as_mut_ptr(), dst.as_mut_ptr(), n);
+        // SAFETY: The arrays come from `migrate_device_range`; the destinations are locked
+        // pages with a reference each, or zero.
+        unsafe {
+            bindings::migrate_device_pages(src.as_mut_ptr(), dst.as_mut_ptr(), count);
+            bindings::migrate_device_finalize(src.as_mut_ptr(), dst.as_mut_ptr(), count);
+        }
     }
     unpin_anon_vmas(anon);
 }
