@@ -5,7 +5,7 @@
 
 SCRIPTS := tools/testing/rust-hmm
 
-.PHONY: all setup build run check fmt inject-warn clean distclean
+.PHONY: all setup build run check bench fmt inject-warn clean distclean
 
 all: run
 
@@ -25,6 +25,11 @@ run:
 # tests, then the test boot.
 check:
 	@$(SCRIPTS)/check.sh
+
+# The benchmark: a non-debug build in build/bench, C and Rust alternating in one boot;
+# writes BENCHMARK.md.
+bench:
+	@$(SCRIPTS)/bench.sh
 
 # Format our Rust files with the kernel's rustfmt settings.
 fmt: build

@@ -57,10 +57,16 @@ pub(crate) static COUNTERS: [Counters; 4] = [
 /// A chunk of device memory (`struct dmirror_chunk`).
 pub(crate) struct Chunk {
     counters: &'static Counters,
+    /// The `fault_around_order` module parameter.
+    fault_around_order: u32,
 }
 
 impl PagemapOps for Chunk {
     type PageData = KBox<Storage>;
+
+    fn fault_around_order(&self) -> u32 {
+        self.fault_around_order
+    }
 
     fn page_free(pagemap: &Pagemap<Self>, data: KBox<Storage>) {
         let counters = pagemap.data().counters;
@@ -146,6 +152,7 @@ impl DmirrorDevice {
                 kernel::c_str!("hmm_dmirror"),
                 Chunk {
                     counters: self.counters,
+                    fault_around_order: crate::module_parameters::fault_around_order.value(),
                 },
             ),
             GFP_KERNEL,

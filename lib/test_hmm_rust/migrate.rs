@@ -7,21 +7,24 @@
 use crate::device::MemoryType;
 use crate::devmem::{new_storage_page, Chunk};
 use crate::dmirror::{CheckedRange, Dmirror};
-use crate::mirror::chunk_end;
 use crate::uapi::*;
 use kernel::hmm::{Range, Request};
-use kernel::migrate::{migrate_vma, Select, Source};
+use kernel::migrate::{migrate_vma, Select, Source, MIGRATE_BATCH_PAGES};
 use kernel::mm::{
     virt::{flags, VmaRef},
     MmWithUser, MmapReadGuard,
 };
+use kernel::page::PAGE_SIZE;
 use kernel::prelude::*;
 use kernel::task::{cond_resched, fatal_signal_pending};
 
+/// The bytes of a batch of [`MIGRATE_BATCH_PAGES`].
+const BATCH_SIZE: usize = MIGRATE_BATCH_PAGES * PAGE_SIZE;
+
 impl Dmirror {
-    /// Runs `batch` over `[start, end)` in pieces of at most 64 pages that each lie in one
-    /// VMA, with the mmap read lock held, as C does: `EINVAL` for a hole or a VMA that cannot
-    /// be read, and when the process has exited.
+    /// Runs `batch` over `[start, end)` in pieces of at most [`MIGRATE_BATCH_PAGES`] that each
+    /// lie in one VMA, with the mmap read lock held, as C does in pieces of 64 pages:
+    /// `EINVAL` for a hole or a VMA that cannot be read, and when the process has exited.
     pub(crate) fn for_each_batch(
         &self,
         range: &CheckedRange,
@@ -40,7 +43,12 @@ impl Dmirror {
                 if vma.flags() & flags::READ == 0 {
                     return Err(EINVAL);
                 }
-                let next = chunk_end(addr, range.end)?.min(vma.end());
+                // `addr` is in a VMA, below the top of the address space: no wrap.
+                let next = addr
+                    .checked_add(BATCH_SIZE)
+                    .ok_or(EINVAL)?
+                    .min(range.end)
+                    .min(vma.end());
                 batch(&mmap, addr, next)?;
                 addr = next;
             }
@@ -97,8 +105,8 @@ impl Dmirror {
         self.read_back(cmd, range)
     }
 
-    /// Migrates the device's pages of `[start, end)` of `vma` (at most 64 pages) back to
-    /// system memory; returns how many moved.
+    /// Migrates the device's pages of `[start, end)` of `vma` (at most [`MIGRATE_BATCH_PAGES`])
+    /// back to system memory; returns how many moved.
     fn migrate_batch_to_sys(&self, vma: &VmaRef, start: usize, end: usize) -> Result<usize> {
         let owner = self.owner();
         let select = match self.mdevice.memory {

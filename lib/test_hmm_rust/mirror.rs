@@ -6,14 +6,14 @@
 use crate::devmem::{storage_page, Chunk};
 use crate::dmirror::{CheckedRange, Dmirror, DmirrorData, MAX_BOUNCE_PAGES};
 use crate::uapi::*;
-use kernel::alloc::KVVec;
+use kernel::alloc::VVec;
 use kernel::hmm::{
     HmmPfn, MirrorGuard, MirroredPage, Owner, PageKind, Range, Request, RANGE_DEFAULT_TIMEOUT_MS,
 };
 use kernel::mm::{highmem::CpuPage, PMD_SHIFT, PUD_SHIFT};
 use kernel::page::PAGE_SIZE;
 use kernel::prelude::*;
-use kernel::task::{cond_resched, fatal_signal_pending};
+use kernel::task::fatal_signal_pending;
 use kernel::time::{ktime_ms_delta, Ktime};
 use kernel::uaccess::UserSlice;
 
@@ -41,7 +41,7 @@ fn snapshot_chunk_end(addr: usize, end: usize) -> Result<usize> {
 
 /// A kernel copy of the user's buffer for the pages of a range.
 pub(crate) struct Bounce {
-    pub(crate) buf: KVVec<u8>,
+    pub(crate) buf: VVec<u8>,
     /// Pages copied so far, from the start of the range.
     pub(crate) cpages: usize,
 }
@@ -53,7 +53,7 @@ impl Bounce {
         }
         let len = range.npages.checked_mul(PAGE_SIZE).ok_or(EINVAL)?;
         Ok(Self {
-            buf: KVVec::from_elem(0u8, len, GFP_KERNEL)?,
+            buf: VVec::from_elem(0u8, len, GFP_KERNEL)?,
             cpages: 0,
         })
     }
@@ -143,9 +143,11 @@ fn snapshot_entry(pfn: &HmmPfn<'_>, owner: &Owner) -> u8 {
     let Some(kind) = pfn.kind() else {
         return HMM_DMIRROR_PROT_NONE;
     };
-    let local = pfn
-        .device_page()
-        .is_some_and(|page| page.is_owned_by(owner));
+    // Only a device page has an owner to compare.
+    let local = matches!(kind, PageKind::DevicePrivate | PageKind::DeviceCoherent)
+        && pfn
+            .device_page()
+            .is_some_and(|page| page.is_owned_by(owner));
     let mut perm = match (kind, local) {
         (PageKind::DevicePrivate, true) => HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL,
         (PageKind::DevicePrivate, false) => HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE,
@@ -174,7 +176,7 @@ impl Dmirror {
         mm.with_user(|mm| {
             let mut addr = start;
             while addr < end {
-                cond_resched();
+                // `Mirror::fault` reschedules and stops on a fatal signal.
                 let next = chunk_end(addr, end)?;
                 let mut range = Range::new(addr, next, request, Some(self.owner()))?;
                 match self.mirror.fault(mm, &mut range, |commit| commit.map())? {
@@ -283,12 +285,9 @@ impl Dmirror {
         mm.with_user(|mm| -> Result {
             let mut addr = range.start;
             while addr < range.end {
-                // The range is sized by the user: let others run, and stop if the task is
-                // killed. Other signals do not interrupt it, as in C.
-                cond_resched();
-                if fatal_signal_pending() {
-                    return Err(EINTR);
-                }
+                // The range is sized by the user: `Mirror::fault` lets others run and stops
+                // with `EINTR` if the task is killed, chunk by chunk. Other signals do not
+                // interrupt it, as in C.
                 let next = snapshot_chunk_end(addr, range.end)?;
                 let mut hmm_range = Range::new(addr, next, Request::Snapshot, Some(self.owner()))?;
                 let mut perm = [0u8; FAULT_CHUNK_PAGES];

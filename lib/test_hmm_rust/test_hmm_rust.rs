@@ -50,6 +50,10 @@ module! {
             default: 0,
             description: "Specify start address for SPM (special purpose memory) used for device 1. By setting this Coherent device type will be used. Make sure spm_addr_dev0 is set too. Minimum SPM size should be DEVMEM_CHUNK_SIZE.",
         },
+        fault_around_order: u32 {
+            default: 0,
+            description: "Rust only: a CPU fault on a device-private page migrates back the aligned block of 2^order pages around it (0, the default, as C: the page alone; at most 9).",
+        },
     },
 }
 

@@ -23,11 +23,10 @@
 //! C header: [`include/linux/hmm.h`](srctree/include/linux/hmm.h)
 
 use crate::{
-    alloc::KVVec,
     bindings,
     error::{to_result, Result},
     ffi::{c_ulong, c_void},
-    mm::{MmWithUser, MmapReadGuard},
+    mm::{pfn_array::PfnArray, MmWithUser, MmapReadGuard},
     mmu_notifier::{IntervalNotifierOps, MmuIntervalNotifier},
     page::{PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
@@ -136,7 +135,7 @@ pub struct Range<'o> {
     end: usize,
     request: Request,
     owner: Option<&'o Owner>,
-    pfns: KVVec<usize>,
+    pfns: PfnArray,
 }
 
 impl<'o> Range<'o> {
@@ -159,7 +158,7 @@ impl<'o> Range<'o> {
         if npages > RANGE_MAX_PAGES {
             return Err(EINVAL);
         }
-        let pfns = KVVec::from_elem(0, npages, GFP_KERNEL)?;
+        let pfns = PfnArray::new(npages)?;
         Ok(Self {
             start,
             end,
@@ -196,7 +195,7 @@ impl<'o> Range<'o> {
             notifier_seq: seq,
             start: self.start,
             end: self.end,
-            hmm_pfns: self.pfns.as_mut_ptr(),
+            hmm_pfns: self.pfns.as_mut_slice().as_mut_ptr(),
             default_flags: flags,
             pfn_flags_mask: 0,
             dev_private_owner: self.owner.map_or(core::ptr::null_mut(), |o| o.as_ptr()),
@@ -215,6 +214,8 @@ impl<'o> Range<'o> {
 #[derive(Clone, Copy)]
 pub struct HmmPfn<'a> {
     raw: usize,
+    /// The pfn of the shared zero page (`my_zero_pfn`), read once per range.
+    zero_pfn: usize,
     _p: PhantomData<&'a ()>,
 }
 
@@ -288,17 +289,30 @@ impl<'a> HmmPfn<'a> {
 
     /// The kind of page mapped, if any.
     pub fn kind(&self) -> Option<PageKind> {
-        let page = self.page()?;
         let pfn = self.pfn()?;
+        // Most pages are system memory: one call tells them from device pages, and the zero
+        // page is known by its pfn.
+        // SAFETY: A valid result's pfn has a `struct page`, alive while the result is valid.
+        if !unsafe { bindings::pfn_is_zone_device(pfn) } {
+            // Where the zero page comes in colours, any of them is one.
+            let colored = cfg!(any(target_arch = "mips", target_arch = "s390x"))
+                // SAFETY: `is_zero_pfn` compares numbers.
+                && unsafe { bindings::is_zero_pfn(pfn) };
+            return Some(if pfn == self.zero_pfn || colored {
+                PageKind::Zero
+            } else {
+                PageKind::System
+            });
+        }
+        let page = self.page()?;
         // SAFETY: `page` is valid while the result is (see `page`).
         let kind = unsafe {
             if bindings::is_device_private_page(page) {
                 PageKind::DevicePrivate
             } else if bindings::is_device_coherent_page(page) {
                 PageKind::DeviceCoherent
-            } else if bindings::is_zero_pfn(pfn) {
-                PageKind::Zero
             } else {
+                // Other ZONE_DEVICE memory (DAX, P2P) is addressed as system memory is.
                 PageKind::System
             }
         };
@@ -343,15 +357,24 @@ impl<'a> FaultedRange<'a> {
     /// Returns the result for each page, with its address.
     pub fn iter(&self) -> impl Iterator<Item = (usize, HmmPfn<'a>)> + 'a {
         let start = self.range.start;
-        self.range.pfns.iter().enumerate().map(move |(i, raw)| {
-            (
-                start + i * PAGE_SIZE,
-                HmmPfn {
-                    raw: *raw,
-                    _p: PhantomData,
-                },
-            )
-        })
+        // SAFETY: `my_zero_pfn` reads a constant of the memory layout; x86 and most
+        // architectures have a single zero page, whatever the address.
+        let zero_pfn = unsafe { bindings::my_zero_pfn(start as c_ulong) } as usize;
+        self.range
+            .pfns
+            .as_slice()
+            .iter()
+            .enumerate()
+            .map(move |(i, raw)| {
+                (
+                    start + i * PAGE_SIZE,
+                    HmmPfn {
+                        raw: *raw,
+                        zero_pfn,
+                        _p: PhantomData,
+                    },
+                )
+            })
     }
 }
 

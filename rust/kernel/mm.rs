@@ -47,6 +47,9 @@ crate::layout::assert_c_layout!(task_struct {
 });
 
 pub mod highmem;
+// The arrays of `hmm_range_fault` and `migrate_vma`: only their users need them.
+#[cfg(CONFIG_HMM_MIRROR)]
+pub(crate) mod pfn_array;
 pub mod virt;
 
 /// The shift of the size a PMD entry maps (2 MiB on x86-64).

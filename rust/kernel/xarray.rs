@@ -49,6 +49,9 @@
 //! let old = table.lock().store(7, v, GFP_KERNEL).map_err(|e| e.error)?;
 //! assert!(old.is_none());
 //! assert_eq!(table.lock().get(7), Some(v));
+//! // Integers can also be read without the spinlock.
+//! assert_eq!(table.load(7), Some(v));
+//! assert_eq!(table.load(8), None);
 //! assert!(Value::new(usize::MAX).is_none());
 //! # Ok::<(), Error>(())
 //! ```
@@ -125,6 +128,26 @@ impl ForeignOwnable for Value {
     unsafe fn borrow<'a>(ptr: *const c_void) -> Self::Borrowed<'a> {
         // SAFETY: The caller passes a pointer from `into_foreign`.
         unsafe { Self::from_foreign(ptr) }
+    }
+}
+
+impl XArray<Value> {
+    /// Returns the integer at `index`, if any, without taking the spinlock.
+    ///
+    /// `xa_load` walks the tree under RCU; an integer is copied out, so nothing it returns
+    /// can be freed under the caller. Without a lock against writers the result may be stale
+    /// as soon as it is returned: callers that need it current hold their own lock around
+    /// every store and removal.
+    #[inline]
+    pub fn load(&self, index: usize) -> Option<Value> {
+        // SAFETY: The XArray is initialised (type invariant); `xa_load` takes the RCU read lock
+        // itself and may be called without the spinlock.
+        let ptr = unsafe { bindings::xa_load(self.xa.get(), index) };
+        if ptr.is_null() {
+            return None;
+        }
+        // SAFETY: Present entries came from `Value::into_foreign` (type invariant).
+        Some(unsafe { Value::from_foreign(ptr) })
     }
 }
 

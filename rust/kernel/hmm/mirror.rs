@@ -103,7 +103,7 @@ use crate::{
     alloc::flags::{__GFP_NOWARN, GFP_ATOMIC},
     bindings,
     error::Result,
-    mm::{highmem::CpuPage, Mm, MmWithUser, MmapReadGuard},
+    mm::{highmem::CpuPage, pfn_array::PFN_ARRAY_INLINE, Mm, MmWithUser, MmapReadGuard},
     mmu_notifier::{IntervalNotifierOps, MmuIntervalNotifier, NotifierGuard, NotifierRange},
     page::{PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
@@ -405,31 +405,54 @@ impl<'a, T: MirrorOps> MirrorCommit<'a, T> {
     ) -> Result {
         let has_owner = self.range.owner().is_some();
         let write = self.range.request() == super::Request::Write;
-        for (addr, pfn) in self.range.iter() {
-            let (Some(kind), Some(page)) = (pfn.kind(), pfn.pfn()) else {
-                if skip_unmapped {
-                    continue;
+        let first = self.range.start() >> PAGE_SHIFT;
+        let table = &mut self.state.table;
+        // The entries are made a block at a time with the mirror lock held (`pred` may
+        // sleep), then stored with one hold of the table's spinlock rather than one per page.
+        // The block is on the stack: nothing may allocate with a sleeping allocation under
+        // the mirror lock, which reclaim takes.
+        let mut block = [NO_ENTRY; PFN_ARRAY_INLINE];
+        let (mut n, mut done) = (0, 0);
+        let mut ret = Ok(());
+        for (_, pfn) in self.range.iter() {
+            let entry = match (pfn.kind(), pfn.pfn()) {
+                (Some(kind), Some(page)) if pred(&pfn) => {
+                    let private = kind == PageKind::DevicePrivate;
+                    if write && !pfn.is_writable() {
+                        Err(EACCES)
+                    } else if private && !has_owner {
+                        // `hmm_range_fault` reports the device-private pages of the range's
+                        // owner only.
+                        Err(EFAULT)
+                    } else {
+                        DevicePageTable::entry(page, pfn.is_writable(), private, false)
+                            .map(Value::get)
+                    }
                 }
-                return Err(EFAULT);
+                (Some(_), Some(_)) => Ok(NO_ENTRY),
+                _ if skip_unmapped => Ok(NO_ENTRY),
+                _ => Err(EFAULT),
             };
-            if !pred(&pfn) {
-                continue;
+            let (Ok(entry), Some(slot)) = (entry, block.get_mut(n)) else {
+                ret = entry.map(|_| ());
+                break;
+            };
+            *slot = entry;
+            n += 1;
+            if n == block.len() {
+                table.store_block(first + done, &block)?;
+                (n, done) = (0, done + n);
             }
-            if write && !pfn.is_writable() {
-                return Err(EACCES);
-            }
-            let private = kind == PageKind::DevicePrivate;
-            // `hmm_range_fault` reports the device-private pages of the range's owner only.
-            if private && !has_owner {
-                return Err(EFAULT);
-            }
-            self.state
-                .table
-                .insert(addr, page, pfn.is_writable(), private, false)?;
         }
-        Ok(())
+        // The pages before a failing one are mapped.
+        table.store_block(first + done, block.get(..n).unwrap_or(&[]))?;
+        ret
     }
 }
+
+/// A slot of [`MirrorCommit::map_if`] that maps nothing: above [`Value::MAX`], unlike every
+/// entry.
+const NO_ENTRY: usize = usize::MAX;
 
 /// The device page table of a [`Mirror`]: for each mirrored virtual page, the CPU page and
 /// whether the device may write it.
@@ -456,6 +479,30 @@ impl DevicePageTable {
         })
     }
 
+    /// Stores `entries` at the indices from `first` on, but [`NO_ENTRY`]s, with one hold of
+    /// the XArray's spinlock.
+    fn store_block(&mut self, first: usize, entries: &[usize]) -> Result {
+        let mut xa = self.xa.lock();
+        for (i, &entry) in entries.iter().enumerate() {
+            let Some(value) = Value::new(entry) else {
+                continue;
+            };
+            // The mirror lock is held, and an invalidation from reclaim takes it: no sleeping
+            // allocation here. Failing is fine (the caller gets `ENOMEM`), warning is not.
+            xa.store(first + i, value, GFP_ATOMIC | __GFP_NOWARN)
+                .map_err(|e| e.error)?;
+        }
+        Ok(())
+    }
+
+    /// The entry of a page: `pfn << 3 | exclusive << 2 | private << 1 | writable`.
+    fn entry(pfn: usize, writable: bool, private: bool, exclusive: bool) -> Result<Value> {
+        let flags = usize::from(exclusive) << 2 | usize::from(private) << 1 | usize::from(writable);
+        pfn.checked_mul(8)
+            .and_then(|e| Value::new(e | flags))
+            .ok_or(EINVAL)
+    }
+
     fn insert(
         &mut self,
         addr: usize,
@@ -464,11 +511,7 @@ impl DevicePageTable {
         private: bool,
         exclusive: bool,
     ) -> Result {
-        let flags = usize::from(exclusive) << 2 | usize::from(private) << 1 | usize::from(writable);
-        let entry = pfn
-            .checked_mul(8)
-            .and_then(|e| Value::new(e | flags))
-            .ok_or(EINVAL)?;
+        let entry = Self::entry(pfn, writable, private, exclusive)?;
         // The mirror lock is held, and an invalidation from reclaim takes it: no sleeping
         // allocation here. Failing is fine (the caller gets `ENOMEM`), warning is not.
         self.xa
@@ -480,7 +523,9 @@ impl DevicePageTable {
 
     /// Returns the page mapped at `addr` in the device page table, if any.
     pub fn lookup(&self, addr: usize) -> Option<MirroredPage<'_>> {
-        let entry = self.xa.lock().get(addr >> PAGE_SHIFT)?.get();
+        // The mirror lock, which every store and removal holds, is held: the entry is
+        // current without the XArray's own lock.
+        let entry = self.xa.load(addr >> PAGE_SHIFT)?.get();
         // SAFETY: By the type invariant the pfn is of a page the CPU maps, which has a
         // `struct page`.
         let page = unsafe { bindings::pfn_to_page(entry >> 3) };
@@ -517,7 +562,7 @@ impl DevicePageTable {
 
     /// Returns whether the device page table maps `addr`.
     pub fn contains(&self, addr: usize) -> bool {
-        self.xa.lock().get(addr >> PAGE_SHIFT).is_some()
+        self.xa.load(addr >> PAGE_SHIFT).is_some()
     }
 
     /// Removes the entries of `[start, end)`; walks only the entries that exist.

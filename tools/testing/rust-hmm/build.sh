@@ -159,7 +159,7 @@ if [ ! -x "$BUILD/dmirror-pagemap" ] || [ "$PAGEMAP" -nt "$BUILD/dmirror-pagemap
 	step "dmirror-pagemap (static)"
 	gcc -static -Wall -O2 -I "$KSRC" -isystem "$KSRC/usr/include" -o "$BUILD/dmirror-pagemap" "$PAGEMAP"
 fi
-for prog in dmirror-lifecycle dmirror-stress; do
+for prog in dmirror-lifecycle dmirror-stress dmirror-bench; do
 	src=$REPO/tools/testing/rust-hmm/$prog.c
 	if [ ! -x "$BUILD/$prog" ] || [ "$src" -nt "$BUILD/$prog" ]; then
 		step "$prog (static)"

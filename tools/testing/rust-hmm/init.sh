@@ -110,6 +110,13 @@ for t in $TESTS; do
 	for dev in /dev/hmm_dmirror0 /dev/hmm_dmirror2; do
 		checks $t $dev /bin/dmirror-lifecycle $dev $t
 	done
+	# The benchmark's program (make bench) once over every operation, at 1, 64 and 600
+	# pages (past one migration batch of 512), its data checked; no timing is judged.
+	if out=$(/bin/dmirror-bench $t 0 /dev/hmm_dmirror0 /dev/hmm_dmirror2 all 1,64,600 2>&1); then
+		say "@@@ CHECK $t ok: dmirror-bench ran every operation, data checked ($(echo "$out" | grep -c '^BENCH') cells)"
+	else
+		say "@@@ CHECK $t FAIL: dmirror-bench: $(echo "$out" | tail -n 1)"
+	fi
 	# Threads migrating one region between all four devices and back while others write
 	# through the CPU and the devices, mprotect, zap and fork, every byte checked against a
 	# shadow copy. Rust only: C's second opens read freed pages (see HMM-NOTES.md).

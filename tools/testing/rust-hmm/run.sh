@@ -35,7 +35,7 @@ mkdir -p "$root"/{bin,dev,proc,sys,tmp,lib/modules}
 cp /bin/busybox "$root/bin/busybox"
 cp "$HERE/init.sh" "$root/init"
 cp "$BUILD/hmm-tests" "$BUILD/dmirror-checks" "$BUILD/dmirror-fuzz" "$BUILD/dmirror-pagemap" \
-	"$BUILD/dmirror-lifecycle" "$BUILD/dmirror-stress" "$root/bin/"
+	"$BUILD/dmirror-lifecycle" "$BUILD/dmirror-stress" "$BUILD/dmirror-bench" "$root/bin/"
 cp "$KSRC/lib/test_hmm.ko" "$KSRC/lib/test_hmm_rust/test_hmm_rust.ko" "$root/lib/modules/"
 (cd "$root" && find . | cpio -o -H newc --quiet) >"$BUILD/initramfs.cpio"
 

@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Turns the samples of a benchmark boot (bench-init.sh, dmirror-bench.c) into BENCHMARK.md.
+
+Per cell (operation, minor, size): the median, min and max MB/s of each series over the
+counted repetitions (repetition 0 warms up), the Rust/C ratio of the medians and the noise of
+the method, C2/C: the same C module measured as a second series alternating with the first.
+A cell is "behind" only when Rust's ratio is below 1 by more than the noise: this cell's
+|C2/C - 1| or the median of that over all cells, whichever is larger.
+
+Exits 1 without writing the table when the boot failed, a sample is missing, a series
+reported a failure or the clock left the TSC.
+"""
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+
+PAGE = 4096
+OPS = [
+    ("read", "READ (hmm_range_fault + copy)"),
+    ("write", "WRITE (hmm_range_fault + copy)"),
+    ("migrate_to_dev", "MIGRATE_TO_DEV"),
+    ("fault_back", "CPU read (private: fault, migrate back)"),
+    ("migrate_to_sys", "MIGRATE_TO_SYS"),
+    ("exclusive", "EXCLUSIVE"),
+    ("snapshot", "SNAPSHOT"),
+]
+KINDS = [("private", "device-private (/dev/hmm_dmirror0)"),
+         ("coherent", "device-coherent (/dev/hmm_dmirror2)")]
+SIZES = [1, 64, 512, 16384]
+SERIES = ["c", "rust", "c2"]
+CONSOLE_BAD = re.compile(r"BUG:|Oops|WARNING:|Call Trace|Kernel panic|general protection")
+
+
+def size_name(pages):
+    return "64 MiB" if pages == 16384 else f"{pages} page{'s' if pages > 1 else ''}"
+
+
+def host_cpu():
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return platform.processor() or "unknown"
+
+
+def parse(log):
+    samples = {}  # (series, op, kind, pages) -> [MB/s per repetition]
+    info = {"fail": []}
+    done = False
+    for line in log.splitlines():
+        f = line.split()
+        if not f:
+            continue
+        if f[0] == "BENCH" and len(f) == 8:
+            series, rep, op, kind = f[1], int(f[2]), f[3], f[4]
+            pages, iters, ns = int(f[5]), int(f[6]), int(f[7])
+            if rep == 0 or ns == 0:
+                continue
+            mbps = pages * PAGE * iters / ns * 1e3
+            samples.setdefault((series, op, kind, pages), []).append((mbps, iters))
+        elif line.startswith("@@@ BENCH-BOOT"):
+            info["boot"] = line.split(" ", 2)[2]
+        elif line.startswith("@@@ BENCH-CPU"):
+            info["guest_cpu"] = line.split(" ", 2)[2] if len(f) > 2 else "unknown"
+        elif line.startswith("@@@ BENCH-FAIL"):
+            info["fail"].append(line.split(" ", 2)[2] if len(f) > 2 else "?")
+        elif line.startswith("@@@ BENCH-DONE"):
+            done = True
+    return samples, info, done
+
+
+def fmt(v):
+    return f"{v:,.0f}" if v >= 100 else f"{v:.1f}"
+
+
+def cell_text(vals):
+    mbps = [v for v, _ in vals]
+    return f"{fmt(statistics.median(mbps))} ({fmt(min(mbps))}–{fmt(max(mbps))})"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--log", required=True)
+    ap.add_argument("--console", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--seconds", type=int, default=0)
+    ap.add_argument("--qemu", default="qemu")
+    args = ap.parse_args()
+
+    with open(args.log, errors="replace") as fh:
+        samples, info, done = parse(fh.read())
+    problems = [f"a series failed: {f}" for f in info["fail"]]
+    if not done:
+        problems.append("the boot did not finish (no BENCH-DONE)")
+    try:
+        with open(args.console, errors="replace") as fh:
+            bad = [line.strip() for line in fh if CONSOLE_BAD.search(line)]
+        if bad:
+            problems.append(f"kernel report on the console: {bad[0]}")
+    except OSError as e:
+        problems.append(f"no console log: {e}")
+    if not re.search(r"clocksource=tsc( |$)", info.get("boot", "")):
+        problems.append(f"the guest clock is not the TSC: {info.get('boot', 'no boot line')}")
+
+    cells = [(op, kind, pages) for kind, _ in KINDS for op, _ in OPS for pages in SIZES]
+    reps = set()
+    for series in SERIES:
+        for op, kind, pages in cells:
+            vals = samples.get((series, op, kind, pages))
+            if not vals:
+                problems.append(f"no sample for {series} {op} {kind} {pages}")
+            else:
+                reps.add(len(vals))
+    for pages in SIZES:
+        if not samples.get(("rust-fa", "fault_back", "private", pages)):
+            problems.append(f"no sample for rust-fa fault_back private {pages}")
+    for pages in SIZES:
+        if not samples.get(("memcpy", "memcpy", "cpu", pages)):
+            problems.append(f"no memcpy sample for {pages} pages")
+    if problems:
+        for p in problems[:20]:
+            print(f"bench: {p}", file=sys.stderr)
+        print("bench: FAILED, table not written", file=sys.stderr)
+        return 1
+
+    med = {k: statistics.median(v for v, _ in vals) for k, vals in samples.items()}
+    noise_all = statistics.median(
+        abs(med[("c2",) + c] / med[("c",) + c] - 1) for c in cells)
+
+    rows = []
+    behind = []
+    for kind, kind_title in KINDS:
+        rows.append(f"\n### {kind_title}\n")
+        rows.append("| operation | size | C MB/s median (min–max) | Rust MB/s median (min–max) "
+                    "| Rust/C | noise C2/C | |")
+        rows.append("|---|---|---|---|---|---|---|")
+        for op, title in OPS:
+            for pages in SIZES:
+                c, r, c2 = (("c", op, kind, pages), ("rust", op, kind, pages),
+                            ("c2", op, kind, pages))
+                ratio = med[r] / med[c]
+                noise = med[c2] / med[c]
+                band = max(abs(noise - 1), noise_all)
+                if ratio >= 1:
+                    verdict = "≥ C"
+                elif ratio >= 1 - band:
+                    verdict = "within noise"
+                else:
+                    verdict = "**behind**"
+                    behind.append(f"{title} {kind} {size_name(pages)} ({ratio:.2f})")
+                rows.append(f"| {title} | {size_name(pages)} | {cell_text(samples[c])} "
+                            f"| {cell_text(samples[r])} | {ratio:.2f} | {noise:.2f} "
+                            f"| {verdict} |")
+    rows.append("\n### CPU fault, migrate back, with the Rust device's fault-around\n")
+    rows.append("`test_hmm_rust fault_around_order=4`: a CPU fault on a device-private page "
+                "migrates back the aligned 16 pages (64 KiB) around it with one migration "
+                "(`PagemapOps::fault_around_order`); C and the default Rust device move the "
+                "faulting page alone. Device-private minor; device-coherent pages do not fault "
+                "(the CPU maps them).\n")
+    rows.append("| size | C MB/s median (min–max) | Rust, fault-around, MB/s median "
+                "(min–max) | Rust FA/C |")
+    rows.append("|---|---|---|---|")
+    for pages in SIZES:
+        c, fa = ("c", "fault_back", "private", pages), ("rust-fa", "fault_back", "private", pages)
+        rows.append(f"| {size_name(pages)} | {cell_text(samples[c])} "
+                    f"| {cell_text(samples[fa])} | {med[fa] / med[c]:.2f} |")
+    rows.append("\n### memcpy in the same VM (the physical reference)\n")
+    rows.append("| size | MB/s median (min–max) |")
+    rows.append("|---|---|")
+    for pages in SIZES:
+        rows.append(f"| {size_name(pages)} | {cell_text(samples[('memcpy', 'memcpy', 'cpu', pages)])} |")
+
+    iters = [i for vals in samples.values() for _, i in vals]
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    head = [
+        "# rust-hmm benchmark: the Rust device against the C test_hmm",
+        "",
+        "Generated by `make bench` (tools/testing/rust-hmm/bench.sh); do not edit by hand.",
+        "",
+        f"- Date: {now}",
+        f"- Host: {host_cpu()}, {os.cpu_count()} cores; {args.qemu}, TCG, `-cpu max -smp 2 -m 6G`",
+        f"- Guest: {info.get('boot', '?')}; CPU model {info.get('guest_cpu', '?')}",
+        "- Kernel: non-debug build of this tree (kernel/configs/rust_hmm.config + "
+        "rust_hmm_bench.config, -O2), booted with `tsc=reliable`",
+        f"- Repetitions: {min(reps)} counted per cell after one warm-up; the series C, Rust and "
+        "C2 (C again: the noise) alternate with one module load per operation and minor, in an "
+        "order that rotates from one load to the next",
+        f"- A sample repeats the operation until its timed part reaches 50 ms "
+        f"({min(iters)} to {max(iters)} operations); only the operation is timed, on fresh "
+        "memory filled by the CPU; the data it moved is checked",
+        f"- Boot with the benchmark: {args.seconds} s",
+        "",
+        "MB/s = 10^6 bytes of the range per second. Rust/C and C2/C are ratios of the medians; "
+        "a cell is **behind** when Rust/C is below 1 by more than the noise (this cell's "
+        f"|C2/C - 1| or the median of it over all cells, {noise_all:.3f}, whichever is larger).",
+        "",
+        f"Cells behind C: {len(behind)} of {len(cells)}" + (": " + "; ".join(behind) if behind
+                                                          else "."),
+    ]
+    with open(args.out, "w") as fh:
+        fh.write("\n".join(head + rows) + "\n")
+    print(f"bench: table written to {args.out}; {len(behind)} of {len(cells)} cells behind C")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# make bench: build the benchmark kernel (the test kernel's options without the debug
+# fragment, -O2; in build/bench, beside the test kernel's build/), boot it under QEMU TCG with
+# tsc=reliable and run dmirror-bench against the C test_hmm and the Rust test_hmm_rust,
+# alternating them over the repetitions (bench-init.sh); then write the table
+# (bench-table.py) to BENCHMARK.md. Logs: build/bench/logs/{console,bench}.log.
+#
+# Environment: RUST_HMM_BENCH_REPS (counted repetitions, default 5; one more warms up),
+# RUST_HMM_BENCH_OUT (the table, default BENCHMARK.md), RUST_HMM_TIMEOUT (seconds for the
+# boot, default 3600), RUST_HMM_SKIP_BUILD=1. To study a few cells, RUST_HMM_BENCH_OPS
+# (e.g. read,snapshot) and RUST_HMM_BENCH_PAGES (e.g. 64,128): the samples are then only in
+# build/bench/logs/bench.log, no table is written. RUST_HMM_BENCH_PROFILE=1 prints the
+# function profiler's top kernel functions for one run of each module over those cells,
+# RUST_HMM_BENCH_PROFILE=graph the function graph of their last ioctls (minor 0).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../../.." && pwd)
+BUILD=$REPO/build/bench
+KSRC=$BUILD/linux
+LOGS=$BUILD/logs
+REPS=${RUST_HMM_BENCH_REPS:-5}
+OUT=${RUST_HMM_BENCH_OUT:-$REPO/BENCHMARK.md}
+TIMEOUT=${RUST_HMM_TIMEOUT:-3600}
+
+"$HERE/setup.sh"
+if [ "${RUST_HMM_SKIP_BUILD:-0}" != 1 ]; then
+	RUST_HMM_BUILD=$BUILD RUST_HMM_USERSPACE=0 \
+		RUST_HMM_FRAGMENTS="kernel/configs/rust_hmm.config kernel/configs/rust_hmm_bench.config" \
+		"$HERE/build.sh"
+fi
+mkdir -p "$LOGS"
+gcc -static -Wall -O2 -I "$KSRC" -o "$BUILD/dmirror-bench" "$HERE/dmirror-bench.c"
+
+root=$BUILD/initramfs
+rm -rf "$root"
+mkdir -p "$root"/{bin,dev,proc,sys,tmp,lib/modules}
+cp /bin/busybox "$root/bin/busybox"
+cp "$HERE/bench-init.sh" "$root/init"
+cp "$BUILD/dmirror-bench" "$root/bin/"
+cp "$KSRC/lib/test_hmm.ko" "$KSRC/lib/test_hmm_rust/test_hmm_rust.ko" "$root/lib/modules/"
+(cd "$root" && find . | cpio -o -H newc --quiet) >"$BUILD/initramfs.cpio"
+
+extra=
+[ -z "${RUST_HMM_BENCH_OPS:-}" ] || extra="rust_hmm.bench_ops=$RUST_HMM_BENCH_OPS"
+[ -z "${RUST_HMM_BENCH_PAGES:-}" ] || extra="$extra rust_hmm.bench_pages=$RUST_HMM_BENCH_PAGES"
+[ -z "${RUST_HMM_BENCH_PROFILE:-}" ] || extra="$extra rust_hmm.bench_profile=$RUST_HMM_BENCH_PROFILE"
+# RUST_HMM_BENCH_ICOUNT=1: QEMU counts instructions and the guest's clock follows the count
+# (1 ns per instruction), so that a timing measures the work of the guest code, the same
+# from run to run whatever the host is doing, rather than the time it took under TCG.
+icount=
+[ "${RUST_HMM_BENCH_ICOUNT:-0}" = 0 ] || icount="-icount shift=0,sleep=off"
+start=$(date +%s)
+for boot in 1 2 3; do
+	rm -f "$LOGS/console.log" "$LOGS/bench.log"
+	echo "[bench] booting (TCG, tsc=reliable, $REPS repetitions + 1 warm-up; logs: build/bench/logs/)"
+	set +e
+	timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 \
+		-accel tcg $icount -cpu max -smp 2 -m 6G \
+		-kernel "$KSRC/arch/x86/boot/bzImage" -initrd "$BUILD/initramfs.cpio" \
+		-append "console=ttyS0 oops=panic panic=-1 tsc=reliable transparent_hugepage=madvise memmap=256M\$0x140000000 memmap=256M\$0x150000000 rust_hmm.bench=$REPS $extra" \
+		-display none -monitor none -no-reboot \
+		-serial "file:$LOGS/console.log" -serial "file:$LOGS/bench.log" \
+		</dev/null >"$LOGS/qemu.log" 2>&1
+	qemu_rc=$?
+	set -e
+	echo "[bench] QEMU exited with $qemu_rc after $(($(date +%s) - start)) s"
+	# The guest could not calibrate its TSC (bench-init.sh): boot again.
+	grep -q '^@@@ BENCH-RETRY' "$LOGS/bench.log" || break
+	echo "[bench] $(grep '^@@@ BENCH-RETRY' "$LOGS/bench.log" | cut -d' ' -f3-): booting again"
+done
+seconds=$(($(date +%s) - start))
+
+if [ -n "$extra" ]; then
+	cat "$LOGS/bench.log"
+	exit 0
+fi
+exec python3 "$HERE/bench-table.py" --log "$LOGS/bench.log" --console "$LOGS/console.log" \
+	--out "$OUT" --seconds "$seconds" --qemu "$(qemu-system-x86_64 --version | head -n 1)"
