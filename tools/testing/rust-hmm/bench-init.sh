@@ -42,44 +42,38 @@ fi
 
 # rust_hmm.bench_profile=1: the function profiler's top functions (time including children)
 # of one run of each module over the cells chosen, instead of the benchmark.
-# rust_hmm.bench_profile=graph: the function graph (C functions only) of the ioctls of a few
-# operations of each module over the cells chosen.
-if grep -q 'rust_hmm.bench_profile=graph' /proc/cmdline; then
+# rust_hmm.bench_profile=1: the function profiler's top functions (time including children)
+# of one run of each module over the cells chosen, instead of the benchmark;
+# rust_hmm.bench_profile=graph: the function graph (C functions only) of its last ioctls.
+PROFILE=$(sed -n 's/.*rust_hmm.bench_profile=\([^ ]*\).*/\1/p' /proc/cmdline)
+if [ -n "$PROFILE" ]; then
 	T=/sys/kernel/tracing
 	mount -t tracefs tracefs $T
 	for s in c rust; do
 		mod=test_hmm
 		[ $s = rust ] && mod=test_hmm_rust
 		insmod /lib/modules/$mod.ko $SPM
-		echo function_graph >$T/current_tracer
-		echo __x64_sys_ioctl >$T/set_graph_function
-		echo funcgraph-abstime >$T/trace_options
-		echo >$T/trace
-		echo 1 >$T/tracing_on
+		if [ "$PROFILE" = graph ]; then
+			echo function_graph >$T/current_tracer
+			echo __x64_sys_ioctl >$T/set_graph_function
+			echo funcgraph-abstime >$T/trace_options
+			echo >$T/trace
+			echo 1 >$T/tracing_on
+		else
+			echo 0 >$T/function_profile_enabled
+			echo 1 >$T/function_profile_enabled
+		fi
 		/bin/dmirror-bench $s 0 /dev/hmm_dmirror0 - ${OPS:-all} $PAGES >$OUT 2>&1
-		echo 0 >$T/tracing_on
-		say "@@@ GRAPH $s"
-		tail -n 300 $T/trace >$OUT
-		echo nop >$T/current_tracer
-		rmmod $mod
-	done
-	say "@@@ BENCH-DONE"
-	sync
-	reboot -f
-fi
-if grep -q 'rust_hmm.bench_profile=1' /proc/cmdline; then
-	T=/sys/kernel/tracing
-	mount -t tracefs tracefs $T
-	for s in c rust; do
-		mod=test_hmm
-		[ $s = rust ] && mod=test_hmm_rust
-		insmod /lib/modules/$mod.ko $SPM
-		echo 0 >$T/function_profile_enabled
-		echo 1 >$T/function_profile_enabled
-		/bin/dmirror-bench $s 0 /dev/hmm_dmirror0 /dev/hmm_dmirror2 ${OPS:-all} $PAGES >$OUT 2>&1
-		echo 0 >$T/function_profile_enabled
-		say "@@@ PROFILE $s"
-		head -n 400 $T/trace_stat/function0 >$OUT
+		if [ "$PROFILE" = graph ]; then
+			echo 0 >$T/tracing_on
+			say "@@@ GRAPH $s"
+			tail -n 300 $T/trace >$OUT
+			echo nop >$T/current_tracer
+		else
+			echo 0 >$T/function_profile_enabled
+			say "@@@ PROFILE $s"
+			head -n 400 $T/trace_stat/function0 >$OUT
+		fi
 		rmmod $mod
 	done
 	say "@@@ BENCH-DONE"

@@ -12,8 +12,8 @@
 # boot, default 3600), RUST_HMM_SKIP_BUILD=1. To study a few cells, RUST_HMM_BENCH_OPS
 # (e.g. read,snapshot) and RUST_HMM_BENCH_PAGES (e.g. 64,128): the samples are then only in
 # build/bench/logs/bench.log, no table is written. RUST_HMM_BENCH_PROFILE=1 prints the
-# function profiler's top kernel functions for one run of each module over those cells,
-# RUST_HMM_BENCH_PROFILE=graph the function graph of their last ioctls (minor 0).
+# function profiler's top kernel functions for one run of each module over those cells on
+# minor 0, RUST_HMM_BENCH_PROFILE=graph the function graph of their last ioctls.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
