@@ -5,18 +5,23 @@
 use crate::device::DmirrorDevice;
 use crate::uapi::*;
 use kernel::alloc::flags::__GFP_ZERO;
+use kernel::alloc::VVec;
 use kernel::cdev;
 use kernel::fs::File;
 use kernel::hmm::{Mirror, MirrorOps, Owner};
 use kernel::mm::{virt::VmaNew, Mm};
 use kernel::page::{Page, PAGE_SIZE};
 use kernel::prelude::*;
-use kernel::sync::Arc;
+use kernel::sync::{Arc, Mutex};
 use kernel::uaccess::UserSlice;
 
 /// The most pages one READ or WRITE may name: the C module has no limit and fails its
 /// `vmalloc` of the bounce buffer instead; here the buffer is capped at 64 MiB.
 pub(crate) const MAX_BOUNCE_PAGES: usize = (64 << 20) / PAGE_SIZE;
+
+/// The bounce buffer an open file keeps between ioctls: C `vmalloc`s and frees one per ioctl,
+/// which costs as much as the rest of a READ of one page. 64 pages, C's chunk.
+pub(crate) const BOUNCE_CACHE_PAGES: usize = 64;
 
 /// What the mirror of an open file keeps besides its device page table: nothing yet.
 pub(crate) struct DmirrorData;
@@ -30,6 +35,9 @@ pub(crate) struct Dmirror {
     /// The device page table, following the whole address space of the opener.
     #[pin]
     pub(crate) mirror: Mirror<DmirrorData>,
+    /// A bounce buffer of [`BOUNCE_CACHE_PAGES`] kept between ioctls (`mirror::Bounce`).
+    #[pin]
+    pub(crate) bounce_cache: Mutex<Option<VVec<u8>>>,
 }
 
 /// The range an ioctl names, checked: page aligned, not empty, not wrapping around.
@@ -118,6 +126,7 @@ impl cdev::Operations for Dmirror {
                 try_pin_init!(Dmirror {
                     mdevice: mdevice.clone(),
                     mirror <- Mirror::with_owner(mm, 0, end, mdevice.owner.clone(), DmirrorData),
+                    bounce_cache <- kernel::new_mutex!(None),
                 }? Error),
                 GFP_KERNEL,
             )

@@ -4,7 +4,7 @@
 //! device page table, faulting pages in with HMM when they are missing.
 
 use crate::devmem::{storage_page, Chunk};
-use crate::dmirror::{CheckedRange, Dmirror, DmirrorData, MAX_BOUNCE_PAGES};
+use crate::dmirror::{CheckedRange, Dmirror, DmirrorData, BOUNCE_CACHE_PAGES, MAX_BOUNCE_PAGES};
 use crate::uapi::*;
 use kernel::alloc::VVec;
 use kernel::hmm::{
@@ -13,6 +13,7 @@ use kernel::hmm::{
 use kernel::mm::{highmem::CpuPage, PMD_SHIFT, PUD_SHIFT};
 use kernel::page::PAGE_SIZE;
 use kernel::prelude::*;
+use kernel::sync::Mutex;
 use kernel::task::fatal_signal_pending;
 use kernel::time::{ktime_ms_delta, Ktime};
 use kernel::uaccess::UserSlice;
@@ -40,29 +41,63 @@ fn snapshot_chunk_end(addr: usize, end: usize) -> Result<usize> {
 }
 
 /// A kernel copy of the user's buffer for the pages of a range.
-pub(crate) struct Bounce {
-    pub(crate) buf: VVec<u8>,
+///
+/// Up to [`BOUNCE_CACHE_PAGES`] it is the open file's cached buffer (taken, then given back
+/// when dropped), else a new one. A reused buffer holds earlier bytes past what this ioctl
+/// wrote: they never reach the user, since READ copies out only when every page was copied
+/// in, and WRITE fills the buffer from the user first.
+pub(crate) struct Bounce<'a> {
+    buf: VVec<u8>,
+    /// The bytes of the range: `buf[..len]`.
+    len: usize,
+    /// Where the buffer goes back to, if it is the cached one.
+    cache: Option<&'a Mutex<Option<VVec<u8>>>>,
     /// Pages copied so far, from the start of the range.
     pub(crate) cpages: usize,
 }
 
-impl Bounce {
-    pub(crate) fn new(range: &CheckedRange) -> Result<Self> {
+impl<'a> Bounce<'a> {
+    pub(crate) fn new(dmirror: &'a Dmirror, range: &CheckedRange) -> Result<Self> {
         if range.npages > MAX_BOUNCE_PAGES {
             return Err(EINVAL);
         }
         let len = range.npages.checked_mul(PAGE_SIZE).ok_or(EINVAL)?;
+        let cached = if range.npages <= BOUNCE_CACHE_PAGES {
+            dmirror.bounce_cache.lock().take()
+        } else {
+            None
+        };
+        let (buf, cache) = match cached {
+            Some(buf) => (buf, Some(&dmirror.bounce_cache)),
+            None if range.npages <= BOUNCE_CACHE_PAGES => (
+                VVec::from_elem(0u8, BOUNCE_CACHE_SIZE, GFP_KERNEL)?,
+                Some(&dmirror.bounce_cache),
+            ),
+            None => (VVec::from_elem(0u8, len, GFP_KERNEL)?, None),
+        };
         Ok(Self {
-            buf: VVec::from_elem(0u8, len, GFP_KERNEL)?,
+            buf,
+            len,
+            cache,
             cpages: 0,
         })
+    }
+
+    /// The bytes of the range.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or(&[])
+    }
+
+    /// The bytes of the range, for writing.
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
+        self.buf.get_mut(..self.len).unwrap_or(&mut [])
     }
 
     /// The part of the buffer for the next page to copy, `cpages`.
     fn next_page(&mut self) -> Result<&mut [u8]> {
         let start = self.cpages.checked_mul(PAGE_SIZE).ok_or(EINVAL)?;
         let end = start.checked_add(PAGE_SIZE).ok_or(EINVAL)?;
-        self.buf.get_mut(start..end).ok_or(EINVAL)
+        self.bytes_mut().get_mut(start..end).ok_or(EINVAL)
     }
 
     /// Records that one more page was copied.
@@ -71,6 +106,20 @@ impl Bounce {
         self.cpages = self.cpages.saturating_add(1);
     }
 }
+
+impl Drop for Bounce<'_> {
+    fn drop(&mut self) {
+        if let Some(cache) = self.cache {
+            let mut cached = cache.lock();
+            if cached.is_none() {
+                *cached = Some(core::mem::replace(&mut self.buf, VVec::new()));
+            }
+        }
+    }
+}
+
+/// The bytes of the cached bounce buffer.
+const BOUNCE_CACHE_SIZE: usize = BOUNCE_CACHE_PAGES * PAGE_SIZE;
 
 /// Why a device access stopped: a page missing from the device page table (fault it in and
 /// go on), or an error.
@@ -104,7 +153,7 @@ pub(crate) fn do_read(
     guard: &MirrorGuard<'_, DmirrorData>,
     owner: &Owner,
     range: &CheckedRange,
-    bounce: &mut Bounce,
+    bounce: &mut Bounce<'_>,
 ) -> StepResult {
     while bounce.cpages < range.npages {
         let addr = range.page_addr(bounce.cpages)?;
@@ -121,7 +170,7 @@ fn do_write(
     guard: &MirrorGuard<'_, DmirrorData>,
     owner: &Owner,
     range: &CheckedRange,
-    bounce: &mut Bounce,
+    bounce: &mut Bounce<'_>,
 ) -> StepResult {
     while bounce.cpages < range.npages {
         let addr = range.page_addr(bounce.cpages)?;
@@ -210,9 +259,14 @@ impl Dmirror {
         &self,
         cmd: &mut HmmDmirrorCmd,
         range: &CheckedRange,
-        bounce: &mut Bounce,
+        bounce: &mut Bounce<'_>,
         request: Request,
-        step: fn(&MirrorGuard<'_, DmirrorData>, &Owner, &CheckedRange, &mut Bounce) -> StepResult,
+        step: fn(
+            &MirrorGuard<'_, DmirrorData>,
+            &Owner,
+            &CheckedRange,
+            &mut Bounce<'_>,
+        ) -> StepResult,
     ) -> Result {
         let mut progress = (bounce.cpages, Ktime::ktime_get());
         let ret = loop {
@@ -247,15 +301,15 @@ impl Dmirror {
     /// faulting anything in (`dmirror_do_read` after a migration or EXCLUSIVE): like C,
     /// `ENOENT` if a page is missing.
     pub(crate) fn read_back(&self, cmd: &mut HmmDmirrorCmd, range: &CheckedRange) -> Result {
-        let mut bounce = Bounce::new(range)?;
+        let mut bounce = Bounce::new(self, range)?;
         let ret = match do_read(&self.mirror.lock(), self.owner(), range, &mut bounce) {
             Ok(()) => Ok(()),
             Err(Access::Missing) => Err(ENOENT),
             Err(Access::Failed(e)) => Err(e),
         };
         if ret.is_ok() {
-            let user = UserSlice::new(usize::try_from(cmd.ptr)?, bounce.buf.len());
-            user.writer().write_slice(&bounce.buf)?;
+            let user = UserSlice::new(usize::try_from(cmd.ptr)?, bounce.bytes().len());
+            user.writer().write_slice(bounce.bytes())?;
         }
         cmd.cpages = u64::try_from(bounce.cpages)?;
         ret
@@ -263,17 +317,17 @@ impl Dmirror {
 
     /// HMM_DMIRROR_READ: copies the range into the user's buffer, through the device.
     pub(crate) fn read(&self, cmd: &mut HmmDmirrorCmd, range: &CheckedRange) -> Result {
-        let mut bounce = Bounce::new(range)?;
+        let mut bounce = Bounce::new(self, range)?;
         self.access(cmd, range, &mut bounce, Request::Read, do_read)?;
-        let user = UserSlice::new(usize::try_from(cmd.ptr)?, bounce.buf.len());
-        user.writer().write_slice(&bounce.buf)
+        let user = UserSlice::new(usize::try_from(cmd.ptr)?, bounce.bytes().len());
+        user.writer().write_slice(bounce.bytes())
     }
 
     /// HMM_DMIRROR_WRITE: copies the user's buffer into the range, through the device.
     pub(crate) fn write(&self, cmd: &mut HmmDmirrorCmd, range: &CheckedRange) -> Result {
-        let mut bounce = Bounce::new(range)?;
-        let user = UserSlice::new(usize::try_from(cmd.ptr)?, bounce.buf.len());
-        user.reader().read_slice(&mut bounce.buf)?;
+        let mut bounce = Bounce::new(self, range)?;
+        let user = UserSlice::new(usize::try_from(cmd.ptr)?, bounce.bytes().len());
+        user.reader().read_slice(bounce.bytes_mut())?;
         self.access(cmd, range, &mut bounce, Request::Write, do_write)
     }
 
