@@ -97,7 +97,13 @@ pub trait PagemapOps: Send + Sync + Sized + 'static {
     /// PMD's worth, order 9). The default, 0, moves the faulting page alone, as the C test
     /// driver does. A driver that expects the CPU to go on through its pages asks for more:
     /// one fault then moves the block with one migration, instead of one fault and one
-    /// migration per page (`make bench` shows the difference).
+    /// migration per page (`make bench` shows the difference). Values above 9 count as 9.
+    ///
+    /// # Context
+    ///
+    /// Called in the CPU fault handler, with the mmap lock held and the faulting page
+    /// referenced: it must not sleep on anything the fault path may hold (return a value
+    /// read at creation, as the test device does).
     fn fault_around_order(&self) -> u32 {
         0
     }

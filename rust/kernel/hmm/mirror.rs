@@ -512,13 +512,7 @@ impl DevicePageTable {
         exclusive: bool,
     ) -> Result {
         let entry = Self::entry(pfn, writable, private, exclusive)?;
-        // The mirror lock is held, and an invalidation from reclaim takes it: no sleeping
-        // allocation here. Failing is fine (the caller gets `ENOMEM`), warning is not.
-        self.xa
-            .lock()
-            .store(addr >> PAGE_SHIFT, entry, GFP_ATOMIC | __GFP_NOWARN)
-            .map(|_| ())
-            .map_err(|e| e.error)
+        self.store_block(addr >> PAGE_SHIFT, &[entry.get()])
     }
 
     /// Returns the page mapped at `addr` in the device page table, if any.
