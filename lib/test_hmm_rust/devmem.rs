@@ -4,8 +4,9 @@
 //! (`dmirror_allocate_chunk`).
 //!
 //! Device-private memory cannot be addressed by the CPU; this fake device keeps the data of
-//! each of its pages in a page of system memory, the page's [`Storage`]. Device-coherent
-//! memory is the `spm_addr_devN` reservation, which the CPU addresses directly: one chunk.
+//! each of its pages in a page of system memory, the page's data in its pagemap (C's
+//! `BACKING_PAGE`). Device-coherent memory is the `spm_addr_devN` reservation, which the CPU
+//! addresses directly: one chunk, whose pages need no such page.
 
 use crate::device::{DmirrorDevice, MemoryType};
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -19,13 +20,6 @@ pub(crate) const DEVMEM_CHUNK_SIZE: usize = 256 << 20;
 
 /// The most chunks of device-private memory a device adds (16 GiB): past that, `ENOMEM`.
 const DEVMEM_MAX_CHUNKS: usize = 64;
-
-/// Where the data of a device page is.
-pub(crate) struct Storage {
-    /// The simulated device memory of a device-private page; `None` for device-coherent
-    /// memory, which holds its own data.
-    ram: Option<Page>,
-}
 
 /// Counts of a device's pages: allocated and freed since the module was loaded, and in use
 /// now; shown in debugfs (`/sys/kernel/debug/test_hmm_rust/hmm_dmirrorN/`), so that tests can
@@ -62,13 +56,15 @@ pub(crate) struct Chunk {
 }
 
 impl PagemapOps for Chunk {
-    type PageData = KBox<Storage>;
+    /// The system page that holds the data of a device-private page; `None` for
+    /// device-coherent memory, which holds its own data.
+    type PageData = Option<Page>;
 
     fn fault_around_order(&self) -> u32 {
         self.fault_around_order
     }
 
-    fn page_free(pagemap: &Pagemap<Self>, data: KBox<Storage>) {
+    fn page_free(pagemap: &Pagemap<Self>, data: Option<Page>) {
         let counters = pagemap.data().counters;
         counters.freed.fetch_add(1, Ordering::Relaxed);
         counters.in_use.fetch_sub(1, Ordering::Relaxed);
@@ -84,20 +80,12 @@ impl PagemapOps for Chunk {
 /// The page that holds the data of the device page `page`: the page itself if it is
 /// device-coherent, its storage if it is device-private.
 pub(crate) fn storage_page<'a>(page: &DevicePage<'a, Chunk>) -> Result<CpuPage<'a>> {
-    if let Some(cpu) = page.as_cpu() {
-        return Ok(cpu);
-    }
-    let storage: &'a Storage = page.data();
-    storage.ram.as_ref().map(CpuPage::from_page).ok_or(EINVAL)
+    page.data().or_else(|| page.as_cpu()).ok_or(EINVAL)
 }
 
 /// The page that will hold the data of the new device page `page`.
 pub(crate) fn new_storage_page<'a>(page: &'a NewDevicePage<'_, Chunk>) -> Option<CpuPage<'a>> {
-    if let Some(cpu) = page.as_cpu() {
-        return Some(cpu);
-    }
-    let storage: &'a Storage = page.data();
-    storage.ram.as_ref().map(CpuPage::from_page)
+    page.data().or_else(|| page.as_cpu())
 }
 
 /// The chunks of a device (`devmem_chunks`, under `devmem_lock`).
@@ -110,12 +98,11 @@ impl DmirrorDevice {
         &self,
         chunks: &'a mut Chunks,
     ) -> Result<NewDevicePage<'a, Chunk>> {
-        let storage = || -> Result<KBox<Storage>> {
-            let ram = match self.memory {
+        let storage = || -> Result<Option<Page>> {
+            Ok(match self.memory {
                 MemoryType::DevicePrivate => Some(Page::alloc_page(GFP_KERNEL)?),
                 MemoryType::DeviceCoherent { .. } => None,
-            };
-            Ok(KBox::new(Storage { ram }, GFP_KERNEL)?)
+            })
         };
         let index = match chunks.iter().position(|c| c.allocated() < c.npages()) {
             Some(index) => index,

@@ -45,10 +45,11 @@ fn snapshot_chunk_end(addr: usize, end: usize) -> Result<usize> {
 /// Up to [`BOUNCE_CACHE_PAGES`] it is the open file's cached buffer (taken, then given back
 /// when dropped), else a new one. A reused buffer holds earlier bytes past what this ioctl
 /// wrote: they never reach the user, since READ copies out only when every page was copied
-/// in, and WRITE fills the buffer from the user first.
+/// in, and WRITE fills the buffer from the user first. A new buffer is allocated empty, as
+/// C's `vmalloc` is, and filled as it goes: nothing zeroes it first.
 pub(crate) struct Bounce<'a> {
     buf: VVec<u8>,
-    /// The bytes of the range: `buf[..len]`.
+    /// The bytes of the range: `buf[..len]` once filled.
     len: usize,
     /// Where the buffer goes back to, if it is the cached one.
     cache: Option<&'a Mutex<Option<VVec<u8>>>>,
@@ -73,7 +74,7 @@ impl<'a> Bounce<'a> {
                 VVec::from_elem(0u8, BOUNCE_CACHE_SIZE, GFP_KERNEL)?,
                 Some(&dmirror.bounce_cache),
             ),
-            None => (VVec::from_elem(0u8, len, GFP_KERNEL)?, None),
+            None => (VVec::with_capacity(len, GFP_KERNEL)?, None),
         };
         Ok(Self {
             buf,
@@ -83,21 +84,44 @@ impl<'a> Bounce<'a> {
         })
     }
 
-    /// The bytes of the range.
-    pub(crate) fn bytes(&self) -> &[u8] {
-        self.buf.get(..self.len).unwrap_or(&[])
+    /// Fills the buffer with the user's bytes at `ptr`, the range's length of them.
+    fn read_user(&mut self, ptr: usize) -> Result {
+        let user = UserSlice::new(ptr, self.len);
+        if self.cache.is_some() {
+            let bytes = self.buf.get_mut(..self.len).ok_or(EINVAL)?;
+            return user.reader().read_slice(bytes);
+        }
+        // A new buffer: its capacity is the range, so this does not allocate.
+        user.read_all(&mut self.buf, GFP_KERNEL)
     }
 
-    /// The bytes of the range, for writing.
-    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
-        self.buf.get_mut(..self.len).unwrap_or(&mut [])
+    /// Copies the whole buffer, every page copied in, to the user at `ptr`.
+    fn write_user(&self, ptr: usize) -> Result {
+        let bytes = self.buf.get(..self.len).ok_or(EINVAL)?;
+        UserSlice::new(ptr, self.len).writer().write_slice(bytes)
     }
 
-    /// The part of the buffer for the next page to copy, `cpages`.
-    fn next_page(&mut self) -> Result<&mut [u8]> {
+    /// Copies `page` into the buffer as page `cpages`, and counts it.
+    fn copy_in(&mut self, page: &CpuPage<'_>) -> Result {
+        let start = self.cpages.checked_mul(PAGE_SIZE).ok_or(EINVAL)?;
+        if start < self.buf.len() {
+            // The cached buffer, whole.
+            let end = start.checked_add(PAGE_SIZE).ok_or(EINVAL)?;
+            page.read(0, self.buf.get_mut(start..end).ok_or(EINVAL)?)?;
+        } else {
+            // A new buffer grows a page at a time, in order; it has room for the range, so
+            // this does not allocate (not under the mirror lock, which reclaim takes).
+            page.append_to(&mut self.buf)?;
+        }
+        self.advance();
+        Ok(())
+    }
+
+    /// The bytes of page `cpages`, to copy out.
+    fn next_page(&self) -> Result<&[u8]> {
         let start = self.cpages.checked_mul(PAGE_SIZE).ok_or(EINVAL)?;
         let end = start.checked_add(PAGE_SIZE).ok_or(EINVAL)?;
-        self.bytes_mut().get_mut(start..end).ok_or(EINVAL)
+        self.buf.get(start..end).ok_or(EINVAL)
     }
 
     /// Records that one more page was copied.
@@ -158,8 +182,7 @@ pub(crate) fn do_read(
     while bounce.cpages < range.npages {
         let addr = range.page_addr(bounce.cpages)?;
         let page = guard.table().lookup(addr).ok_or(Access::Missing)?;
-        data_page(&page, owner)?.read(0, bounce.next_page()?)?;
-        bounce.advance();
+        bounce.copy_in(&data_page(&page, owner)?)?;
     }
     Ok(())
 }
@@ -308,8 +331,7 @@ impl Dmirror {
             Err(Access::Failed(e)) => Err(e),
         };
         if ret.is_ok() {
-            let user = UserSlice::new(usize::try_from(cmd.ptr)?, bounce.bytes().len());
-            user.writer().write_slice(bounce.bytes())?;
+            bounce.write_user(usize::try_from(cmd.ptr)?)?;
         }
         cmd.cpages = u64::try_from(bounce.cpages)?;
         ret
@@ -319,15 +341,13 @@ impl Dmirror {
     pub(crate) fn read(&self, cmd: &mut HmmDmirrorCmd, range: &CheckedRange) -> Result {
         let mut bounce = Bounce::new(self, range)?;
         self.access(cmd, range, &mut bounce, Request::Read, do_read)?;
-        let user = UserSlice::new(usize::try_from(cmd.ptr)?, bounce.bytes().len());
-        user.writer().write_slice(bounce.bytes())
+        bounce.write_user(usize::try_from(cmd.ptr)?)
     }
 
     /// HMM_DMIRROR_WRITE: copies the user's buffer into the range, through the device.
     pub(crate) fn write(&self, cmd: &mut HmmDmirrorCmd, range: &CheckedRange) -> Result {
         let mut bounce = Bounce::new(self, range)?;
-        let user = UserSlice::new(usize::try_from(cmd.ptr)?, bounce.bytes().len());
-        user.reader().read_slice(bounce.bytes_mut())?;
+        bounce.read_user(usize::try_from(cmd.ptr)?)?;
         self.access(cmd, range, &mut bounce, Request::Write, do_write)
     }
 

@@ -272,6 +272,7 @@ impl<'a> HmmPfn<'a> {
         (self.is_valid() && !self.is_error()).then_some(self.raw & !PFN_FLAGS)
     }
 
+    #[inline]
     fn page(&self) -> Option<*mut bindings::page> {
         let pfn = self.pfn()?;
         // SAFETY: A valid result's pfn has a `struct page`, alive while the result is valid.
@@ -281,6 +282,7 @@ impl<'a> HmmPfn<'a> {
     /// The device page mapped, if it is one (device-private pages are only reported to their
     /// owner; device-coherent ones to anyone).
     #[cfg(all(CONFIG_DEVICE_PRIVATE, CONFIG_DEVICE_MIGRATION))]
+    #[inline]
     pub fn device_page(&self) -> Option<crate::memremap::DevicePageRef<'a>> {
         // SAFETY: While the result is valid (`'a`), the CPU maps the page, which keeps it
         // allocated.
@@ -288,6 +290,7 @@ impl<'a> HmmPfn<'a> {
     }
 
     /// The kind of page mapped, if any.
+    #[inline]
     pub fn kind(&self) -> Option<PageKind> {
         let pfn = self.pfn()?;
         // Most pages are system memory: one call tells them from device pages, and the zero
@@ -355,6 +358,7 @@ impl<'a> FaultedRange<'a> {
     }
 
     /// Returns the result for each page, with its address.
+    #[inline]
     pub fn iter(&self) -> impl Iterator<Item = (usize, HmmPfn<'a>)> + 'a {
         let start = self.range.start;
         // SAFETY: `my_zero_pfn` reads a constant of the memory layout; x86 and most
@@ -365,9 +369,11 @@ impl<'a> FaultedRange<'a> {
             .as_slice()
             .iter()
             .enumerate()
+            // The range's pages are addresses of the address space: no overflow (and no
+            // overflow check in a loop that runs once per page).
             .map(move |(i, raw)| {
                 (
-                    start + i * PAGE_SIZE,
+                    start.wrapping_add(i.wrapping_mul(PAGE_SIZE)),
                     HmmPfn {
                         raw: *raw,
                         zero_pfn,

@@ -88,6 +88,10 @@ pub trait PagemapOps: Send + Sync + Sized + 'static {
     /// What the driver keeps for each allocated page (`zone_device_data`): for device-private
     /// memory, where the page's data really is.
     ///
+    /// A [`Page`](crate::page::Page) of system memory (or `Option<Page>`, where only some
+    /// pages need one) is kept as the `struct page` pointer itself, borrowed as a
+    /// [`CpuPage`]: no allocation per page.
+    ///
     /// It is dropped when the page is freed, which may happen under a page-table spinlock: its
     /// `Drop` must not sleep.
     type PageData: ForeignOwnable + Send;
@@ -457,6 +461,7 @@ impl<T: PagemapOps> Pagemap<T> {
     /// # Safety
     ///
     /// `page` is a device-private or device-coherent page, valid and allocated for `'a`.
+    #[inline]
     unsafe fn of_page<'a>(page: *mut bindings::page, owner: &Owner) -> Option<&'a Self> {
         // SAFETY: The page is an allocated ZONE_DEVICE page (the caller's guarantee): its
         // pagemap is alive while it is.
@@ -567,6 +572,7 @@ impl<'a> DevicePageRef<'a> {
     /// # Safety
     ///
     /// `page` is a valid page, allocated for the lifetime `'a`.
+    #[inline]
     pub(crate) unsafe fn from_raw(page: *mut bindings::page) -> Option<Self> {
         // SAFETY: The caller guarantees the page is valid.
         let device = unsafe {
@@ -614,6 +620,7 @@ impl<'a> DevicePageRef<'a> {
     }
 
     /// Returns the page as a page of a `Pagemap<T>` of `owner`, if it is one.
+    #[inline]
     pub fn pagemap<T: PagemapOps>(&self, owner: &Owner) -> Option<DevicePage<'a, T>> {
         // SAFETY: The page is an allocated device page for `'a` (type invariant).
         let pagemap = unsafe { Pagemap::<T>::of_page(self.as_raw(), owner) }?;
@@ -624,6 +631,7 @@ impl<'a> DevicePageRef<'a> {
     }
 
     /// Returns the page as a page the CPU can address, if it is device-coherent.
+    #[inline]
     pub fn as_cpu(&self) -> Option<CpuPage<'a>> {
         match self.memory_type() {
             // SAFETY: A device-coherent page is CPU-addressable, allocated for `'a`.

@@ -43,15 +43,14 @@
 //! struct Vram;
 //!
 //! impl PagemapOps for Vram {
-//!     type PageData = KBox<Page>;
+//!     type PageData = Page;
 //!
 //!     fn fault_around_order(&self) -> u32 {
 //!         1
 //!     }
 //!
 //!     fn copy_to_ram(page: &DevicePage<'_, Self>, dst: &CpuPage<'_>) -> Result {
-//!         let vram: &Page = page.data();
-//!         dst.copy_from(&CpuPage::from_page(vram));
+//!         dst.copy_from(&page.data());
 //!         Ok(())
 //!     }
 //! }
@@ -77,10 +76,8 @@
 //!                 let Source::System(src) = entry.source() else {
 //!                     continue;
 //!                 };
-//!                 let vram = KBox::new(Page::alloc_page(GFP_KERNEL)?, GFP_KERNEL)?;
-//!                 let page = pagemap.alloc_page(vram)?;
-//!                 let vram: &Page = page.data();
-//!                 CpuPage::from_page(vram).copy_from(&src);
+//!                 let page = pagemap.alloc_page(Page::alloc_page(GFP_KERNEL)?)?;
+//!                 page.data().copy_from(&src);
 //!                 entry.set_device(page);
 //!             }
 //!             Ok::<(), Error>(())
@@ -171,6 +168,7 @@ const EVICT_BATCH: usize = 512;
 const EVICT_PASSES: u32 = 100;
 
 /// The `migrate_pfn` of a page: its pfn, valid.
+#[inline]
 fn migrate_pfn(page: NonNull<bindings::page>) -> usize {
     // SAFETY: The page is valid.
     let pfn = unsafe { bindings::page_to_pfn(page.as_ptr()) };
@@ -178,6 +176,7 @@ fn migrate_pfn(page: NonNull<bindings::page>) -> usize {
 }
 
 /// The page of a source or destination entry, if any (`migrate_pfn_to_page`).
+#[inline]
 fn entry_page(mpfn: usize) -> Option<NonNull<bindings::page>> {
     if mpfn & PFN_VALID == 0 {
         return None;
@@ -244,6 +243,7 @@ impl<'a> Entry<'a> {
     }
 
     /// What the page is.
+    #[inline]
     pub fn source(&self) -> Source<'a> {
         if self.src & PFN_MIGRATE == 0 {
             return Source::NotMigrating;
@@ -270,6 +270,7 @@ impl<'a> Entry<'a> {
     ///
     /// The migration takes the page's lock and reference. Whether the page really moves is
     /// known only afterwards ([`Migrated`]); if it does not, the new page is freed.
+    #[inline]
     pub fn set_device<T: PagemapOps>(self, page: NewDevicePage<'_, T>) {
         // INVARIANT: The slot was empty; the page is locked and its reference handed over,
         // as `migrate_vma_pages` and `migrate_vma_finalize` expect of a destination.
@@ -281,6 +282,7 @@ impl<'a> Entry<'a> {
     ///
     /// Fails with `EINVAL` if `page` is not this entry's source, `ENOMEM`, or as the copy
     /// does; the page then stays where it is.
+    #[inline]
     pub fn copy_to_ram<T: PagemapOps>(self, page: &DevicePage<'_, T>) -> Result {
         if entry_page(self.src) != NonNull::new(page.as_ref().as_raw()) {
             return Err(EINVAL);
@@ -422,11 +424,12 @@ pub fn migrate_vma<R>(
     // SAFETY: Setup succeeded and the destinations are locked pages with a reference each, or
     // zero; the arrays and the mmap lock are still there.
     unsafe { bindings::migrate_vma_pages(&mut args) };
-    let pages = src
-        .as_slice()
-        .iter()
-        .filter(|&&s| s & (PFN_VALID | PFN_MIGRATE) == PFN_VALID | PFN_MIGRATE)
-        .count();
+    let mut pages = 0;
+    for &s in src.as_slice() {
+        if s & (PFN_VALID | PFN_MIGRATE) == PFN_VALID | PFN_MIGRATE {
+            pages += 1;
+        }
+    }
     // SAFETY: As above; this ends the migration, and releases every page it holds.
     unsafe { bindings::migrate_vma_finalize(&mut args) };
     Ok((ret, Migrated { collected, pages }))

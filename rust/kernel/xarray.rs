@@ -234,7 +234,7 @@ impl<T: ForeignOwnable> PinnedDrop for XArray<T> {
         let mut index = 0;
         loop {
             let mut guard = self.lock();
-            let Some(next) = guard.find_index(index, usize::MAX) else {
+            let Some((next, _)) = guard.find(index, usize::MAX) else {
                 break;
             };
             let entry = guard.remove(next);
@@ -284,21 +284,20 @@ impl<'a, T: ForeignOwnable> Guard<'a, T> {
         Some(unsafe { T::borrow(ptr) })
     }
 
-    /// Returns the index of the first entry in `[start, max]`, if any.
-    fn find_index(&self, start: usize, max: usize) -> Option<usize> {
-        let mut index = start;
-        // SAFETY: The XArray is initialised; `index` is a valid in/out pointer. `xa_find` may
-        // be called with the lock held.
-        let ptr = unsafe { bindings::xa_find(self.raw(), &mut index, max, XA_PRESENT) };
-        (!ptr.is_null()).then_some(index)
-    }
-
     /// Returns the first entry in `[start, max]` and its index, if any.
     ///
     /// Walks only the entries that exist, however large the range.
     pub fn find(&self, start: usize, max: usize) -> Option<(usize, T::Borrowed<'_>)> {
-        let index = self.find_index(start, max)?;
-        Some((index, self.get(index)?))
+        let mut index = start;
+        // SAFETY: The XArray is initialised; `index` is a valid in/out pointer. `xa_find` may
+        // be called with the lock held.
+        let ptr = unsafe { bindings::xa_find(self.raw(), &mut index, max, XA_PRESENT) };
+        if ptr.is_null() {
+            return None;
+        }
+        // SAFETY: As in `get`: a present entry, which cannot be removed while `self` is
+        // borrowed.
+        Some((index, unsafe { T::borrow(ptr) }))
     }
 
     /// Stores `value` at `index` and returns the entry it replaces.

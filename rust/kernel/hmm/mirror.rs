@@ -516,6 +516,7 @@ impl DevicePageTable {
     }
 
     /// Returns the page mapped at `addr` in the device page table, if any.
+    #[inline]
     pub fn lookup(&self, addr: usize) -> Option<MirroredPage<'_>> {
         // The mirror lock, which every store and removal holds, is held: the entry is
         // current without the XArray's own lock.
@@ -555,6 +556,7 @@ impl DevicePageTable {
     }
 
     /// Returns whether the device page table maps `addr`.
+    #[inline]
     pub fn contains(&self, addr: usize) -> bool {
         self.xa.load(addr >> PAGE_SHIFT).is_some()
     }
@@ -566,11 +568,33 @@ impl DevicePageTable {
         }
         let (first, last) = (start >> PAGE_SHIFT, (end - 1) >> PAGE_SHIFT);
         let mut guard = self.xa.lock();
-        while let Some((index, _)) = guard.find(first, last) {
-            guard.remove(index);
+        // A few pages (a CPU fault migrating one back, an munmap of a page): removing each
+        // costs less than searching for what is there.
+        if last - first < CLEAR_WITHOUT_SEARCH {
+            for index in first..=last {
+                guard.remove(index);
+            }
+            return;
+        }
+        let mut next = first;
+        // A search finds the next entry; the run of entries from there on is removed without
+        // searching, until a slot is empty. Each search starts after what was removed: one
+        // from `first` would pass over the slots emptied so far again, quadratic in the
+        // entries of a leaf.
+        while let Some((mut index, _)) = guard.find(next, last) {
+            while guard.remove(index).is_some() && index < last {
+                index += 1;
+            }
+            match index.checked_add(1) {
+                Some(i) if i <= last => next = i,
+                _ => break,
+            }
         }
     }
 }
+
+/// Ranges of fewer pages than this are cleared slot by slot, without searching for entries.
+const CLEAR_WITHOUT_SEARCH: usize = 16;
 
 /// A page mapped in a device page table, usable while the mirror lock is held.
 ///

@@ -28,10 +28,43 @@
 //! b.read(100, &mut buf)?;
 //! assert_eq!(buf, [0; 6]);
 //! assert_eq!(a.write(PAGE_SIZE - 1, b"xy"), Err(EINVAL));
+//!
+//! // Pages appended to a vector with room for them, without zeroing it first.
+//! let mut v = KVVec::with_capacity(2 * PAGE_SIZE, GFP_KERNEL)?;
+//! a.append_to(&mut v)?;
+//! b.append_to(&mut v)?;
+//! assert_eq!(v.len(), 2 * PAGE_SIZE);
+//! assert_eq!(&v[100..106], b"device");
+//! assert_eq!(&v[PAGE_SIZE + 100..PAGE_SIZE + 106], &[0; 6]);
+//! assert_eq!(a.append_to(&mut v), Err(ENOSPC));
+//!
+//! // A page handed to C code as a pointer, and borrowed meanwhile.
+//! use kernel::types::ForeignOwnable;
+//! let page = Page::alloc_page(GFP_KERNEL)?;
+//! CpuPage::from_page(&page).write(0, b"stored")?;
+//! let foreign = Some(page).into_foreign();
+//! // SAFETY: `foreign` comes from `into_foreign` and is taken back below, after the borrow.
+//! let borrowed = unsafe { <Option<Page>>::borrow(foreign) }.ok_or(EINVAL)?;
+//! borrowed.read(0, &mut buf)?;
+//! assert_eq!(&buf, b"stored");
+//! // SAFETY: As above; taken back once.
+//! let page = unsafe { <Option<Page>>::from_foreign(foreign) }.ok_or(EINVAL)?;
+//! let none = None::<Page>.into_foreign();
+//! assert!(!none.is_null());
+//! // SAFETY: `none` comes from `into_foreign`.
+//! assert!(unsafe { <Option<Page>>::from_foreign(none) }.is_none());
+//! drop(page);
 //! # Ok::<(), Error>(())
 //! ```
 
-use crate::{bindings, page::Page, page::PAGE_SIZE, prelude::*};
+use crate::{
+    alloc::Allocator,
+    bindings,
+    ffi::c_void,
+    page::{Page, PAGE_SIZE},
+    prelude::*,
+    types::ForeignOwnable,
+};
 use core::{marker::PhantomData, ptr::NonNull};
 
 /// A page that the CPU can address, borrowed for `'a`.
@@ -105,6 +138,28 @@ impl<'a> CpuPage<'a> {
         Ok(())
     }
 
+    /// Appends the bytes of the page to `dst`, in its spare capacity: it never allocates, so
+    /// it may run under a lock that reclaim takes (an MMU notifier's, say). `ENOSPC` if `dst`
+    /// has no room for a page.
+    ///
+    /// With a vector allocated once for the pages it will hold, the bytes are copied once:
+    /// nothing zeroes the memory first.
+    pub fn append_to<A: Allocator>(&self, dst: &mut Vec<u8, A>) -> Result {
+        let len = dst.len();
+        let spare = dst
+            .spare_capacity_mut()
+            .get_mut(..PAGE_SIZE)
+            .ok_or(ENOSPC)?;
+        // SAFETY: As in `read`; `spare` is valid for writes of `PAGE_SIZE` bytes.
+        unsafe {
+            bindings::memcpy_from_page(spare.as_mut_ptr().cast(), self.as_raw(), 0, PAGE_SIZE)
+        };
+        // SAFETY: The `PAGE_SIZE` bytes after the first `len` were just written, within the
+        // capacity.
+        unsafe { dst.set_len(len + PAGE_SIZE) };
+        Ok(())
+    }
+
     /// Copies `src` to `offset` in the page; `EINVAL` past the page.
     pub fn write(&self, offset: usize, src: &[u8]) -> Result {
         Self::check(offset, src.len())?;
@@ -124,5 +179,62 @@ impl<'a> CpuPage<'a> {
     pub fn zero(&self) {
         // SAFETY: The page is valid and CPU-addressable (type invariant).
         unsafe { bindings::clear_highpage(self.as_raw()) };
+    }
+}
+
+/// A page of system memory owned by C code for a while (the storage of a device-private
+/// page, say: [`crate::memremap::PagemapOps::PageData`]), borrowed as a [`CpuPage`]. Its
+/// foreign form is the `struct page` pointer itself: nothing is allocated.
+impl ForeignOwnable for Page {
+    type Borrowed<'a> = CpuPage<'a>;
+
+    #[inline]
+    fn into_foreign(self) -> *const c_void {
+        self.into_raw().as_ptr().cast_const().cast()
+    }
+
+    #[inline]
+    unsafe fn borrow<'a>(ptr: *const c_void) -> CpuPage<'a> {
+        // SAFETY: `ptr` came from `into_foreign` and is not taken back before `'a` (the
+        // caller's guarantee): a page of system memory, allocated for `'a`.
+        unsafe { CpuPage::from_raw(NonNull::new_unchecked(ptr.cast_mut().cast())) }
+    }
+
+    #[inline]
+    unsafe fn from_foreign(ptr: *const c_void) -> Self {
+        // SAFETY: `ptr` came from `into_foreign`, so from `Page::into_raw`, and is taken back
+        // once (the caller's guarantee).
+        unsafe { Page::from_raw(NonNull::new_unchecked(ptr.cast_mut().cast())) }
+    }
+}
+
+/// The foreign form of `Option::<Page>::None`: not null (which C code may take for no data at
+/// all) and never the address of a `struct page`.
+const NO_PAGE: *const c_void = NonNull::<u64>::dangling().as_ptr().cast_const().cast();
+
+/// A page, or none, as in [`ForeignOwnable for Page`](#impl-ForeignOwnable-for-Page), for
+/// per-page data that only some pages need.
+impl ForeignOwnable for Option<Page> {
+    type Borrowed<'a> = Option<CpuPage<'a>>;
+
+    #[inline]
+    fn into_foreign(self) -> *const c_void {
+        match self {
+            Some(page) => page.into_foreign(),
+            None => NO_PAGE,
+        }
+    }
+
+    #[inline]
+    unsafe fn borrow<'a>(ptr: *const c_void) -> Option<CpuPage<'a>> {
+        // SAFETY: Not `NO_PAGE`: a page's foreign form, as the caller guarantees for `'a`.
+        (ptr != NO_PAGE).then(|| unsafe { Page::borrow(ptr) })
+    }
+
+    #[inline]
+    unsafe fn from_foreign(ptr: *const c_void) -> Self {
+        // SAFETY: Not `NO_PAGE`: a page's foreign form, taken back once (the caller's
+        // guarantee).
+        (ptr != NO_PAGE).then(|| unsafe { Page::from_foreign(ptr) })
     }
 }

@@ -41,10 +41,11 @@ if [ "$(cat $CLOCK)" != tsc ]; then
 fi
 
 # rust_hmm.bench_profile=1: the function profiler's top functions (time including children)
-# of one run of each module over the cells chosen, instead of the benchmark.
-# rust_hmm.bench_profile=1: the function profiler's top functions (time including children)
 # of one run of each module over the cells chosen, instead of the benchmark;
-# rust_hmm.bench_profile=graph: the function graph (C functions only) of its last ioctls.
+# rust_hmm.bench_profile=graph: the function graph (C functions only) of its last ioctls;
+# rust_hmm.bench_profile=insn: a second run of each module (the first one adds the device
+# memory) between two sync(2) calls, where bench.sh's QEMU plugin counts the instructions of
+# every function, Rust code included; the module's symbols go to the log.
 PROFILE=$(sed -n 's/.*rust_hmm.bench_profile=\([^ ]*\).*/\1/p' /proc/cmdline)
 if [ -n "$PROFILE" ]; then
 	T=/sys/kernel/tracing
@@ -53,6 +54,16 @@ if [ -n "$PROFILE" ]; then
 		mod=test_hmm
 		[ $s = rust ] && mod=test_hmm_rust
 		insmod /lib/modules/$mod.ko $SPM
+		if [ "$PROFILE" = insn ]; then
+			/bin/dmirror-bench $s 0 /dev/hmm_dmirror0 - ${OPS:-all} $PAGES >/dev/null 2>&1
+			say "@@@ INSN $s"
+			grep "\[$mod\]" /proc/kallsyms >$OUT
+			sync
+			/bin/dmirror-bench $s 1 /dev/hmm_dmirror0 - ${OPS:-all} $PAGES >$OUT 2>&1
+			sync
+			rmmod $mod
+			continue
+		fi
 		if [ "$PROFILE" = graph ]; then
 			echo function_graph >$T/current_tracer
 			echo __x64_sys_ioctl >$T/set_graph_function

@@ -13,7 +13,9 @@
 # (e.g. read,snapshot) and RUST_HMM_BENCH_PAGES (e.g. 64,128): the samples are then only in
 # build/bench/logs/bench.log, no table is written. RUST_HMM_BENCH_PROFILE=1 prints the
 # function profiler's top kernel functions for one run of each module over those cells on
-# minor 0, RUST_HMM_BENCH_PROFILE=graph the function graph of their last ioctls.
+# minor 0, RUST_HMM_BENCH_PROFILE=graph the function graph of their last ioctls, and
+# RUST_HMM_BENCH_PROFILE=insn (one operation and one size) the instructions each function
+# executes per page, Rust functions included, C module against Rust module (bench-insn.py).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -52,6 +54,14 @@ extra=
 # from run to run whatever the host is doing, rather than the time it took under TCG.
 icount=
 [ "${RUST_HMM_BENCH_ICOUNT:-0}" = 0 ] || icount="-icount shift=0,sleep=off"
+# RUST_HMM_BENCH_PROFILE=insn: instructions per function, C module against Rust module,
+# counted by a QEMU plugin (qemu-insn-plugin.c) in one window per module (bench-init.sh).
+if [ "${RUST_HMM_BENCH_PROFILE:-}" = insn ]; then
+	gcc -Wall -O2 -shared -fPIC -o "$BUILD/qemu-insn-plugin.so" "$HERE/qemu-insn-plugin.c"
+	marker=$(awk '$3 == "__x64_sys_sync" { print $1 }' "$KSRC/System.map")
+	rm -f "$LOGS"/insn.*
+	icount="-icount shift=0,sleep=off -plugin $BUILD/qemu-insn-plugin.so,marker=$marker,out=$LOGS/insn"
+fi
 start=$(date +%s)
 for boot in 1 2 3; do
 	rm -f "$LOGS/console.log" "$LOGS/bench.log"
@@ -73,6 +83,11 @@ for boot in 1 2 3; do
 done
 seconds=$(($(date +%s) - start))
 
+if [ "${RUST_HMM_BENCH_PROFILE:-}" = insn ]; then
+	# The plugin's dumps: boot to the first sync, the C window, between, the Rust window.
+	exec python3 "$HERE/bench-insn.py" "$KSRC/System.map" "$LOGS/bench.log" \
+		"$LOGS/insn.1" "$LOGS/insn.3"
+fi
 if [ -n "$extra" ]; then
 	cat "$LOGS/bench.log"
 	exit 0

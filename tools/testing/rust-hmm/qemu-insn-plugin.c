@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * A QEMU TCG plugin for `RUST_HMM_BENCH_PROFILE=insn make bench`: counts the guest
+ * instructions executed per translation block, and each time the guest executes the block at
+ * marker=ADDR (the start of __x64_sys_sync, so a sync(2) in the guest) writes the counts
+ * since the previous marker to out=PREFIX.N and starts again from zero. bench-insn.py maps
+ * the blocks to functions (System.map, and the module symbols bench-init.sh logs) and
+ * compares the C module's window with the Rust module's: instructions per page, per
+ * function, Rust functions included (ftrace sees C functions only).
+ *
+ * Debian packages QEMU without qemu-plugin.h: the few declarations of the plugin API
+ * (version 1, QEMU 7.2 and later) that this uses are written out below.
+ */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef uint64_t qemu_plugin_id_t;
+struct qemu_plugin_tb;
+struct qemu_info_t;
+enum qemu_plugin_cb_flags { QEMU_PLUGIN_CB_NO_REGS };
+enum qemu_plugin_op { QEMU_PLUGIN_INLINE_ADD_U64 };
+typedef void (*tb_trans_cb_t)(qemu_plugin_id_t id, struct qemu_plugin_tb *tb);
+typedef void (*vcpu_udata_cb_t)(unsigned int vcpu_index, void *userdata);
+void qemu_plugin_register_vcpu_tb_trans_cb(qemu_plugin_id_t id, tb_trans_cb_t cb);
+size_t qemu_plugin_tb_n_insns(const struct qemu_plugin_tb *tb);
+uint64_t qemu_plugin_tb_vaddr(const struct qemu_plugin_tb *tb);
+void qemu_plugin_register_vcpu_tb_exec_inline(struct qemu_plugin_tb *tb,
+					      enum qemu_plugin_op op, void *ptr,
+					      uint64_t imm);
+void qemu_plugin_register_vcpu_tb_exec_cb(struct qemu_plugin_tb *tb, vcpu_udata_cb_t cb,
+					  enum qemu_plugin_cb_flags flags, void *userdata);
+
+__attribute__((visibility("default"))) int qemu_plugin_version = 1;
+
+/* One block: its address and length, and how many times it ran since the last marker. */
+struct block {
+	uint64_t vaddr;
+	uint64_t insns;
+	uint64_t count;
+	struct block *next;
+};
+
+#define BUCKETS (1 << 20)
+static struct block *table[BUCKETS];
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t marker;
+static const char *prefix = "insn";
+static int dumps;
+
+/* The block at vaddr of insns instructions (a block is translated again after a flush). */
+static struct block *block(uint64_t vaddr, uint64_t insns)
+{
+	uint64_t h = (vaddr ^ (vaddr >> 20) ^ (insns << 7)) & (BUCKETS - 1);
+	struct block *b;
+
+	for (b = table[h]; b; b = b->next)
+		if (b->vaddr == vaddr && b->insns == insns)
+			return b;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		abort();
+	b->vaddr = vaddr;
+	b->insns = insns;
+	b->next = table[h];
+	table[h] = b;
+	return b;
+}
+
+static void dump(unsigned int vcpu, void *userdata)
+{
+	char name[4096];
+	FILE *f;
+
+	snprintf(name, sizeof(name), "%s.%d", prefix, dumps++);
+	f = fopen(name, "w");
+	pthread_mutex_lock(&lock);
+	for (int i = 0; i < BUCKETS; i++)
+		for (struct block *b = table[i]; b; b = b->next) {
+			if (b->count && f)
+				fprintf(f, "%llx %llu %llu\n", (unsigned long long)b->vaddr,
+					(unsigned long long)b->insns,
+					(unsigned long long)b->count);
+			b->count = 0;
+		}
+	pthread_mutex_unlock(&lock);
+	if (f)
+		fclose(f);
+}
+
+static void translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
+{
+	uint64_t vaddr = qemu_plugin_tb_vaddr(tb);
+	struct block *b;
+
+	pthread_mutex_lock(&lock);
+	b = block(vaddr, qemu_plugin_tb_n_insns(tb));
+	pthread_mutex_unlock(&lock);
+	qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64, &b->count, 1);
+	if (vaddr == marker)
+		qemu_plugin_register_vcpu_tb_exec_cb(tb, dump, QEMU_PLUGIN_CB_NO_REGS, NULL);
+}
+
+__attribute__((visibility("default")))
+int qemu_plugin_install(qemu_plugin_id_t id, const struct qemu_info_t *info, int argc,
+			char **argv)
+{
+	for (int i = 0; i < argc; i++) {
+		if (!strncmp(argv[i], "marker=", 7))
+			marker = strtoull(argv[i] + 7, NULL, 16);
+		else if (!strncmp(argv[i], "out=", 4))
+			prefix = strdup(argv[i] + 4);
+	}
+	if (!marker)
+		return -1;
+	qemu_plugin_register_vcpu_tb_trans_cb(id, translate);
+	return 0;
+}
