@@ -23,12 +23,12 @@ const BATCH_SIZE: usize = MIGRATE_BATCH_PAGES * PAGE_SIZE;
 
 impl Dmirror {
     /// Runs `batch` over `[start, end)` in pieces of at most [`MIGRATE_BATCH_PAGES`] that each
-    /// lie in one VMA, with the mmap read lock held, as C does in pieces of 64 pages:
+    /// lie in one VMA (which it gets), with the mmap read lock held, as C does in pieces of 64 pages:
     /// `EINVAL` for a hole or a VMA that cannot be read, and when the process has exited.
     pub(crate) fn for_each_batch(
         &self,
         range: &CheckedRange,
-        mut batch: impl FnMut(&MmapReadGuard<'_>, usize, usize) -> Result,
+        mut batch: impl FnMut(&MmapReadGuard<'_>, &VmaRef, usize, usize) -> Result,
     ) -> Result {
         let mm = self.mirror.mm();
         mm.with_user(|mm| -> Result {
@@ -49,7 +49,7 @@ impl Dmirror {
                     .ok_or(EINVAL)?
                     .min(range.end)
                     .min(vma.end());
-                batch(&mmap, addr, next)?;
+                batch(&mmap, vma, addr, next)?;
                 addr = next;
             }
             Ok(())
@@ -61,8 +61,7 @@ impl Dmirror {
     /// the device page table, and returns the data read through the device in `ptr`.
     pub(crate) fn migrate_to_dev(&self, cmd: &mut HmmDmirrorCmd, range: &CheckedRange) -> Result {
         let owner = self.owner();
-        self.for_each_batch(range, |mmap, start, end| {
-            let vma = mmap.vma_lookup(start).ok_or(EINVAL)?;
+        self.for_each_batch(range, |mmap, vma, start, end| {
             let mut chunks = self.mdevice.chunks.lock();
             migrate_vma(vma, start, end, Select::SYSTEM, owner, |migration| {
                 for entry in migration.entries() {
@@ -146,8 +145,7 @@ impl Dmirror {
     /// memory; `cpages` counts the pages that moved.
     pub(crate) fn migrate_to_sys(&self, cmd: &mut HmmDmirrorCmd, range: &CheckedRange) -> Result {
         cmd.cpages = 0;
-        self.for_each_batch(range, |mmap, start, end| {
-            let vma = mmap.vma_lookup(start).ok_or(EINVAL)?;
+        self.for_each_batch(range, |_, vma, start, end| {
             let pages = self.migrate_batch_to_sys(vma, start, end)?;
             cmd.cpages = cmd.cpages.saturating_add(u64::try_from(pages)?);
             Ok(())

@@ -145,6 +145,7 @@ impl<'o> Range<'o> {
     /// migrated back to system memory first (a fault), as are all of them without an owner.
     /// Fails with `EINVAL` for an unaligned or empty range or one of more than
     /// [`RANGE_MAX_PAGES`] pages, and `ENOMEM`.
+    #[inline]
     pub fn new(
         start: usize,
         end: usize,
@@ -158,7 +159,8 @@ impl<'o> Range<'o> {
         if npages > RANGE_MAX_PAGES {
             return Err(EINVAL);
         }
-        let pfns = PfnArray::new(npages)?;
+        let mut pfns = PfnArray::new();
+        pfns.reset(npages)?;
         Ok(Self {
             start,
             end,

@@ -395,8 +395,9 @@ pub fn migrate_vma<R>(
     if npages > MIGRATE_MAX_PAGES {
         return Err(EINVAL);
     }
-    let mut src = PfnArray::new(npages)?;
-    let mut dst = PfnArray::new(npages)?;
+    let (mut src, mut dst) = (PfnArray::new(), PfnArray::new());
+    src.reset(npages)?;
+    dst.reset(npages)?;
     let mut args = bindings::migrate_vma {
         vma: vma.as_raw(),
         dst: dst.as_mut_slice().as_mut_ptr(),

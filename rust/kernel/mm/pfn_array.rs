@@ -6,35 +6,64 @@
 //! size is kept inline here too, so that the common case allocates nothing.
 
 use crate::{alloc::KVVec, prelude::*};
+use core::mem::MaybeUninit;
 
 /// The entries a [`PfnArray`] holds without allocating (512 bytes).
 pub(crate) const PFN_ARRAY_INLINE: usize = 64;
 
 /// `len` words, zeroed: inline up to [`PFN_ARRAY_INLINE`], in a `KVVec` beyond.
+///
+/// # Invariants
+///
+/// The first `.1` entries of an inline array are initialised, and `.1 <= PFN_ARRAY_INLINE`.
 // Keeping the small case inline, on the caller's stack, is the point.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum PfnArray {
-    /// The first `.1` entries of the array are used.
-    Inline([usize; PFN_ARRAY_INLINE], usize),
+    /// The first `.1` entries of the array are used; the others are never touched, so a
+    /// batch of one page does not zero 64 words (nor do two arrays, per migration).
+    Inline([MaybeUninit<usize>; PFN_ARRAY_INLINE], usize),
     /// Every entry is used.
     Heap(KVVec<usize>),
 }
 
 impl PfnArray {
-    /// A zeroed array of `len` entries; `ENOMEM` if a large one cannot be allocated.
-    pub(crate) fn new(len: usize) -> Result<Self> {
-        if len <= PFN_ARRAY_INLINE {
-            return Ok(Self::Inline([0; PFN_ARRAY_INLINE], len));
+    /// An empty array, to be sized with [`PfnArray::reset`] where it is kept: the inline
+    /// array is 512 bytes, which moving a sized array (out of a `Result`, say) would copy.
+    #[inline(always)]
+    pub(crate) fn new() -> Self {
+        // INVARIANT: No entry is used.
+        Self::Inline([const { MaybeUninit::uninit() }; PFN_ARRAY_INLINE], 0)
+    }
+
+    /// Makes the array `len` zeroed entries; `ENOMEM` if a large one cannot be allocated.
+    #[inline(always)]
+    pub(crate) fn reset(&mut self, len: usize) -> Result {
+        if len > PFN_ARRAY_INLINE {
+            *self = Self::Heap(KVVec::from_elem(0, len, GFP_KERNEL)?);
+            return Ok(());
         }
-        Ok(Self::Heap(KVVec::from_elem(0, len, GFP_KERNEL)?))
+        if let Self::Heap(_) = self {
+            *self = Self::new();
+        }
+        if let Self::Inline(a, used) = self {
+            for entry in a.iter_mut().take(len) {
+                entry.write(0);
+            }
+            // INVARIANT: The first `len` entries were just written; `len` fits.
+            *used = len;
+        }
+        Ok(())
     }
 
     /// The entries.
     #[inline]
     pub(crate) fn as_slice(&self) -> &[usize] {
         match self {
-            // `len <= PFN_ARRAY_INLINE` by construction, so the slice is the prefix.
-            Self::Inline(a, len) => a.get(..*len).unwrap_or(&[]),
+            // SAFETY: The first `len` entries are initialised, within the array (type
+            // invariant); `MaybeUninit<usize>` has the layout of `usize`.
+            Self::Inline(a, len) => unsafe {
+                core::slice::from_raw_parts(a.as_ptr().cast::<usize>(), *len)
+            },
             Self::Heap(v) => v,
         }
     }
@@ -43,7 +72,10 @@ impl PfnArray {
     #[inline]
     pub(crate) fn as_mut_slice(&mut self) -> &mut [usize] {
         match self {
-            Self::Inline(a, len) => a.get_mut(..*len).unwrap_or(&mut []),
+            // SAFETY: As in `as_slice`; the slice borrows the array mutably.
+            Self::Inline(a, len) => unsafe {
+                core::slice::from_raw_parts_mut(a.as_mut_ptr().cast::<usize>(), *len)
+            },
             Self::Heap(v) => v,
         }
     }
