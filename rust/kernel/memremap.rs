@@ -588,6 +588,21 @@ impl<'a> DevicePageRef<'a> {
         })
     }
 
+    /// Creates a reference to `page`, known to be device-private or device-coherent.
+    ///
+    /// # Safety
+    ///
+    /// `page` is a device-private or device-coherent page (a migration collected it with
+    /// [`crate::migrate::Select::DEVICE_PRIVATE`], say), allocated for the lifetime `'a`.
+    #[inline]
+    pub(crate) unsafe fn from_raw_device(page: NonNull<bindings::page>) -> Self {
+        // INVARIANT: The caller guarantees it.
+        Self {
+            page,
+            _p: PhantomData,
+        }
+    }
+
     /// Returns the raw page.
     #[inline]
     pub fn as_raw(&self) -> *mut bindings::page {

@@ -513,9 +513,9 @@ pub(crate) unsafe extern "C" fn migrate_to_ram<T: PagemapOps>(
             continue;
         }
         // SAFETY: A collected page is locked and referenced until finalize; only this owner's
-        // device-private pages are collected.
+        // device-private pages are collected (`Select::DEVICE_PRIVATE`), so it is one.
         let Some(dpage) = entry_page(entry)
-            .and_then(|p| unsafe { DevicePageRef::from_raw(p.as_ptr()) })
+            .map(|p| unsafe { DevicePageRef::from_raw_device(p) })
             .and_then(|p| p.pagemap::<T>(owner))
         else {
             continue;
