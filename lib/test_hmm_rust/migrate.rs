@@ -23,8 +23,9 @@ const BATCH_SIZE: usize = MIGRATE_BATCH_PAGES * PAGE_SIZE;
 
 impl Dmirror {
     /// Runs `batch` over `[start, end)` in pieces of at most [`MIGRATE_BATCH_PAGES`] that each
-    /// lie in one VMA (which it gets), with the mmap read lock held, as C does in pieces of 64 pages:
-    /// `EINVAL` for a hole or a VMA that cannot be read, and when the process has exited.
+    /// lie in one VMA (which it gets), with the mmap read lock held, as C does in pieces of
+    /// 64 pages: `EINVAL` for a hole or a VMA that cannot be read, and when the process has
+    /// exited.
     pub(crate) fn for_each_batch(
         &self,
         range: &CheckedRange,

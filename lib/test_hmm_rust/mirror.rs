@@ -103,9 +103,9 @@ impl<'a> Bounce<'a> {
 
     /// Copies `page` into the buffer as page `cpages`, and counts it.
     fn copy_in(&mut self, page: &CpuPage<'_>) -> Result {
-        let start = self.cpages.checked_mul(PAGE_SIZE).ok_or(EINVAL)?;
-        if start < self.buf.len() {
+        if self.cache.is_some() {
             // The cached buffer, whole.
+            let start = self.cpages.checked_mul(PAGE_SIZE).ok_or(EINVAL)?;
             let end = start.checked_add(PAGE_SIZE).ok_or(EINVAL)?;
             page.read(0, self.buf.get_mut(start..end).ok_or(EINVAL)?)?;
         } else {

@@ -311,6 +311,85 @@ static void check_signals(int fd, long page)
 	free(out);
 }
 
+/*
+ * READ and WRITE of more pages than a bounce buffer an open file keeps (64 in the Rust
+ * device, which fills a larger one as it goes): an error after some pages were copied in
+ * leaves the user's buffer untouched and counts the pages copied; a bad user buffer for
+ * WRITE changes nothing; a short READ after a long one writes only its own pages.
+ */
+static void check_large(int fd, long page)
+{
+	const unsigned long n = 200, bad = 150;
+	struct hmm_dmirror_cmd cmd;
+	unsigned char *data = mmap(NULL, n * page, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	unsigned char *buf = mmap(NULL, n * page, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	unsigned long i, same;
+
+	if (data == MAP_FAILED || buf == MAP_FAILED) {
+		check(0, "mmap for the large READ and WRITE checks");
+		return;
+	}
+	for (i = 0; i < n; i++)
+		memset(data + i * page, (int)(i & 0x7f) + 1, page);
+	memset(&cmd, 0, sizeof(cmd));
+	/* The first pages in the device page table, then one page of the range PROT_NONE. */
+	cmd.addr = (uintptr_t)data;
+	cmd.ptr = (uintptr_t)buf;
+	cmd.npages = bad;
+	check(dmirror_ioctl(fd, HMM_DMIRROR_READ, &cmd) == 0, "READ of 150 pages");
+	mprotect(data + bad * page, page, PROT_NONE);
+	memset(buf, 0xee, n * page);
+	cmd.npages = n;
+	check(dmirror_ioctl(fd, HMM_DMIRROR_READ, &cmd) == -EFAULT && cmd.cpages == bad,
+	      "READ of 200 pages, page 150 PROT_NONE, is EFAULT with cpages 150");
+	for (i = 0, same = 1; i < n * page; i++)
+		same &= buf[i] == 0xee;
+	check(same, "that READ wrote nothing to the user's buffer");
+	mprotect(data + bad * page, page, PROT_READ | PROT_WRITE);
+
+	/* WRITE from a buffer whose last page is gone: EFAULT, nothing written. */
+	memset(buf, 0x77, n * page);
+	munmap(buf + (n - 1) * page, page);
+	check(dmirror_ioctl(fd, HMM_DMIRROR_WRITE, &cmd) == -EFAULT,
+	      "WRITE of 200 pages from a buffer missing its last page is EFAULT");
+	for (i = 0, same = 1; i < n; i++)
+		same &= data[i * page] == (unsigned char)((i & 0x7f) + 1) &&
+			data[i * page + page - 1] == (unsigned char)((i & 0x7f) + 1);
+	check(same, "that WRITE changed nothing");
+	munmap(buf, (n - 1) * page);
+
+	buf = mmap(NULL, n * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED) {
+		check(0, "mmap for the large READ and WRITE checks");
+		munmap(data, n * page);
+		return;
+	}
+	cmd.ptr = (uintptr_t)buf;
+	check(dmirror_ioctl(fd, HMM_DMIRROR_READ, &cmd) == 0 && cmd.cpages == n,
+	      "READ of 200 pages");
+	for (i = 0, same = 1; i < n; i++)
+		same &= buf[i * page] == (unsigned char)((i & 0x7f) + 1) &&
+			buf[i * page + page - 1] == (unsigned char)((i & 0x7f) + 1);
+	check(same, "that READ returned every page");
+
+	/* 64 pages, then 2 pages of other data into a buffer of 64: 2 pages written, no more. */
+	cmd.npages = 64;
+	check(dmirror_ioctl(fd, HMM_DMIRROR_READ, &cmd) == 0, "READ of 64 pages");
+	memset(buf, 0xee, 64 * page);
+	cmd.addr = (uintptr_t)(data + 100 * page);
+	cmd.npages = 2;
+	check(dmirror_ioctl(fd, HMM_DMIRROR_READ, &cmd) == 0 && cmd.cpages == 2,
+	      "READ of 2 pages after one of 64");
+	same = buf[0] == 101 && buf[2 * page - 1] == 102;
+	for (i = 2 * page; i < 64 * page; i++)
+		same &= buf[i] == 0xee;
+	check(same, "that READ wrote its 2 pages and nothing past them");
+	munmap(buf, n * page);
+	munmap(data, n * page);
+}
+
 int main(int argc, char **argv)
 {
 	long page = sysconf(_SC_PAGESIZE);
@@ -403,6 +482,7 @@ int main(int argc, char **argv)
 	}
 
 	check_top(fd, page);
+	check_large(fd, page);
 	check_signals(fd, page);
 	check_device_pages(argv[1], fd, page, rust);
 	check_exclusive_huge(fd, page, rust);
