@@ -64,6 +64,7 @@ impl PagemapOps for Chunk {
         self.fault_around_order
     }
 
+    #[inline]
     fn page_free(pagemap: &Pagemap<Self>, data: Option<Page>) {
         let counters = pagemap.data().counters;
         counters.freed.fetch_add(1, Ordering::Relaxed);

@@ -8,7 +8,6 @@ use crate::device::MemoryType;
 use crate::devmem::{new_storage_page, Chunk};
 use crate::dmirror::{CheckedRange, Dmirror};
 use crate::uapi::*;
-use kernel::hmm::{Range, Request};
 use kernel::migrate::{migrate_vma, Select, Source, MIGRATE_BATCH_PAGES};
 use kernel::mm::{
     virt::{flags, VmaRef},
@@ -61,44 +60,34 @@ impl Dmirror {
     /// HMM_DMIRROR_MIGRATE_TO_DEV: migrates the range into device memory, maps what moved in
     /// the device page table, and returns the data read through the device in `ptr`.
     pub(crate) fn migrate_to_dev(&self, cmd: &mut HmmDmirrorCmd, range: &CheckedRange) -> Result {
-        let owner = self.owner();
         self.for_each_batch(range, |mmap, vma, start, end| {
-            let mut chunks = self.mdevice.chunks.lock();
-            migrate_vma(vma, start, end, Select::SYSTEM, owner, |migration| {
-                for entry in migration.entries() {
-                    let src = match entry.source() {
-                        Source::Empty => None,
-                        Source::System(page) => Some(page),
-                        // Not selected: nothing to do.
-                        Source::NotMigrating | Source::Device(_) => continue,
-                    };
-                    // Out of device memory: the page stays (C goes on the same way).
-                    let Ok(page) = self.mdevice.alloc_page(&mut chunks) else {
-                        continue;
-                    };
-                    let Some(dst) = new_storage_page(&page) else {
-                        continue;
-                    };
-                    match src {
-                        Some(src) => dst.copy_from(&src),
-                        None => dst.zero(),
+            // Maps what moved in the device page table, as the CPU maps it after the
+            // migration (a page an munmap or MADV_DONTNEED took meanwhile is not mapped).
+            self.mirror
+                .migrate_to_device(mmap, vma, start, end, |migration| {
+                    let mut chunks = self.mdevice.chunks.lock();
+                    for entry in migration.entries() {
+                        let src = match entry.source() {
+                            Source::Empty => None,
+                            Source::System(page) => Some(page),
+                            // Not selected: nothing to do.
+                            Source::NotMigrating | Source::Device(_) => continue,
+                        };
+                        // Out of device memory: the page stays (C goes on the same way).
+                        let Ok(page) = self.mdevice.alloc_page(&mut chunks) else {
+                            continue;
+                        };
+                        let Some(dst) = new_storage_page(&page) else {
+                            continue;
+                        };
+                        match src {
+                            Some(src) => dst.copy_from(&src),
+                            None => dst.zero(),
+                        }
+                        entry.set_device(page);
                     }
-                    entry.set_device(page);
-                }
-            })?;
-            drop(chunks);
-            // Map the pages now on this device, as the CPU maps them after the migration:
-            // a page an munmap or MADV_DONTNEED took meanwhile is simply not there.
-            let mut hmm_range = Range::new(start, end, Request::Snapshot, Some(owner))?;
-            self.mirror.fault_locked(mmap, &mut hmm_range, |commit| {
-                commit.map_if(
-                    |pfn| {
-                        pfn.device_page()
-                            .is_some_and(|page| page.is_owned_by(owner))
-                    },
-                    true,
-                )
-            })?
+                })?;
+            Ok(())
         })?;
 
         // Return the migrated data for verification: what the device page table maps.

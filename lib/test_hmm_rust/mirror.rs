@@ -10,6 +10,7 @@ use kernel::alloc::VVec;
 use kernel::hmm::{
     HmmPfn, MirrorGuard, MirroredPage, Owner, PageKind, Range, Request, RANGE_DEFAULT_TIMEOUT_MS,
 };
+use kernel::memremap::DevicePageRef;
 use kernel::mm::{highmem::CpuPage, PMD_SHIFT, PUD_SHIFT};
 use kernel::page::PAGE_SIZE;
 use kernel::prelude::*;
@@ -208,37 +209,50 @@ fn do_write(
 }
 
 /// The snapshot byte of one page (`dmirror_mkentry`).
+#[inline]
 fn snapshot_entry(pfn: &HmmPfn<'_>, owner: &Owner) -> u8 {
     if pfn.is_error() {
         return HMM_DMIRROR_PROT_ERROR;
     }
-    let Some(kind) = pfn.kind() else {
-        return HMM_DMIRROR_PROT_NONE;
-    };
-    // Only a device page has an owner to compare.
-    let local = matches!(kind, PageKind::DevicePrivate | PageKind::DeviceCoherent)
-        && pfn
-            .device_page()
-            .is_some_and(|page| page.is_owned_by(owner));
-    let mut perm = match (kind, local) {
-        (PageKind::DevicePrivate, true) => HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL,
-        (PageKind::DevicePrivate, false) => HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE,
-        (PageKind::DeviceCoherent, true) => HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL,
-        (PageKind::DeviceCoherent, false) => HMM_DMIRROR_PROT_DEV_COHERENT_REMOTE,
-        (PageKind::Zero, _) => HMM_DMIRROR_PROT_ZERO,
-        (PageKind::System, _) => HMM_DMIRROR_PROT_NONE,
+    // System memory, the common case, takes two tests; device pages have an owner to compare.
+    let mut perm = match pfn.kind() {
+        None => return HMM_DMIRROR_PROT_NONE,
+        Some(PageKind::System) => HMM_DMIRROR_PROT_NONE,
+        Some(PageKind::Zero) => HMM_DMIRROR_PROT_ZERO,
+        Some(kind) => device_entry(pfn.device_page(), kind, owner),
     };
     perm |= if pfn.is_writable() {
         HMM_DMIRROR_PROT_WRITE
     } else {
         HMM_DMIRROR_PROT_READ
     };
-    match pfn.map_shift() {
-        PMD_SHIFT => perm |= HMM_DMIRROR_PROT_PMD,
-        PUD_SHIFT => perm |= HMM_DMIRROR_PROT_PUD,
-        _ => {}
+    // One test for the common PTE mapping.
+    if pfn.map_order() != 0 {
+        perm |= huge_entry(pfn.map_shift());
     }
     perm
+}
+
+/// The snapshot bits of a mapping larger than a page, of size `1 << shift`.
+#[cold]
+fn huge_entry(shift: u32) -> u8 {
+    match shift {
+        PMD_SHIFT => HMM_DMIRROR_PROT_PMD,
+        PUD_SHIFT => HMM_DMIRROR_PROT_PUD,
+        _ => 0,
+    }
+}
+
+/// The snapshot bits of a device page of `kind`: local to this device or remote.
+#[inline(never)]
+fn device_entry(page: Option<DevicePageRef<'_>>, kind: PageKind, owner: &Owner) -> u8 {
+    let local = page.is_some_and(|page| page.is_owned_by(owner));
+    match (kind == PageKind::DevicePrivate, local) {
+        (true, true) => HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL,
+        (true, false) => HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE,
+        (false, true) => HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL,
+        (false, false) => HMM_DMIRROR_PROT_DEV_COHERENT_REMOTE,
+    }
 }
 
 impl Dmirror {

@@ -4,21 +4,6 @@
 #include <linux/mm.h>
 #include <linux/rmap.h>
 
-struct dev_pagemap *rust_helper_page_pgmap(struct page *page)
-{
-	return page->pgmap;
-}
-
-void *rust_helper_zone_device_data(struct page *page)
-{
-	return page->zone_device_data;
-}
-
-void rust_helper_set_zone_device_data(struct page *page, void *data)
-{
-	page->zone_device_data = data;
-}
-
 struct folio *rust_helper_page_folio(struct page *page)
 {
 	return page_folio(page);

@@ -4,18 +4,6 @@
 
 #ifdef CONFIG_MMU_NOTIFIER
 
-void rust_helper_mmu_interval_set_seq(struct mmu_interval_notifier *interval_sub,
-				      unsigned long cur_seq)
-{
-	mmu_interval_set_seq(interval_sub, cur_seq);
-}
-
-bool rust_helper_mmu_interval_read_retry(struct mmu_interval_notifier *interval_sub,
-					 unsigned long seq)
-{
-	return mmu_interval_read_retry(interval_sub, seq);
-}
-
 bool rust_helper_mmu_interval_check_retry(struct mmu_interval_notifier *interval_sub,
 					  unsigned long seq)
 {

@@ -26,7 +26,11 @@ use crate::{
     bindings,
     error::{to_result, Result},
     ffi::{c_ulong, c_void},
-    mm::{pfn_array::PfnArray, MmWithUser, MmapReadGuard},
+    mm::{
+        memmap::{is_zone_device_page, MemMap},
+        pfn_array::PfnArray,
+        MmWithUser, MmapReadGuard,
+    },
     mmu_notifier::{IntervalNotifierOps, MmuIntervalNotifier},
     page::{PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
@@ -129,13 +133,15 @@ impl Request {
     }
 }
 
-/// A page-aligned range of an address space and the array `hmm_range_fault` fills for it.
+/// A page-aligned range of an address space, and what to ask of its pages.
+///
+/// The array `hmm_range_fault` fills for it lives in [`range_fault`]'s own frame, inline for
+/// up to 64 pages: a range is cheap to create and to move.
 pub struct Range<'o> {
     start: usize,
     end: usize,
     request: Request,
     owner: Option<&'o Owner>,
-    pfns: PfnArray,
 }
 
 impl<'o> Range<'o> {
@@ -144,7 +150,7 @@ impl<'o> Range<'o> {
     /// Device-private pages of `owner` are reported as they are; those of other owners are
     /// migrated back to system memory first (a fault), as are all of them without an owner.
     /// Fails with `EINVAL` for an unaligned or empty range or one of more than
-    /// [`RANGE_MAX_PAGES`] pages, and `ENOMEM`.
+    /// [`RANGE_MAX_PAGES`] pages.
     #[inline]
     pub fn new(
         start: usize,
@@ -155,18 +161,14 @@ impl<'o> Range<'o> {
         if start % PAGE_SIZE != 0 || end % PAGE_SIZE != 0 || end <= start {
             return Err(EINVAL);
         }
-        let npages = (end - start) / PAGE_SIZE;
-        if npages > RANGE_MAX_PAGES {
+        if (end - start) / PAGE_SIZE > RANGE_MAX_PAGES {
             return Err(EINVAL);
         }
-        let mut pfns = PfnArray::new();
-        pfns.reset(npages)?;
         Ok(Self {
             start,
             end,
             request,
             owner,
-            pfns,
         })
     }
 
@@ -182,22 +184,32 @@ impl<'o> Range<'o> {
         self.end
     }
 
-    /// Runs `hmm_range_fault` once.
+    /// The number of pages of the range.
+    #[inline]
+    fn npages(&self) -> usize {
+        (self.end - self.start) / PAGE_SIZE
+    }
+
+    /// Runs `hmm_range_fault` once, into `pfns`, an array of one entry per page.
     ///
     /// The caller holds the mmap read lock of the notifier's mm, the notifier is inserted and
     /// covers the range, and `seq` was read from it.
     fn fault_once(
-        &mut self,
+        &self,
+        pfns: &mut [usize],
         notifier: *mut bindings::mmu_interval_notifier,
         seq: c_ulong,
     ) -> Result {
+        if pfns.len() != self.npages() {
+            return Err(EINVAL);
+        }
         let flags = self.request.default_flags();
         let mut raw = bindings::hmm_range {
             notifier,
             notifier_seq: seq,
             start: self.start,
             end: self.end,
-            hmm_pfns: self.pfns.as_mut_slice().as_mut_ptr(),
+            hmm_pfns: pfns.as_mut_ptr(),
             default_flags: flags,
             pfn_flags_mask: 0,
             dev_private_owner: self.owner.map_or(core::ptr::null_mut(), |o| o.as_ptr()),
@@ -218,6 +230,8 @@ pub struct HmmPfn<'a> {
     raw: usize,
     /// The pfn of the shared zero page (`my_zero_pfn`), read once per range.
     zero_pfn: usize,
+    /// The memory map, read once per range.
+    memmap: MemMap,
     _p: PhantomData<&'a ()>,
 }
 
@@ -278,7 +292,7 @@ impl<'a> HmmPfn<'a> {
     fn page(&self) -> Option<*mut bindings::page> {
         let pfn = self.pfn()?;
         // SAFETY: A valid result's pfn has a `struct page`, alive while the result is valid.
-        Some(unsafe { bindings::pfn_to_page(pfn) })
+        Some(unsafe { self.memmap.pfn_to_page(pfn) })
     }
 
     /// The device page mapped, if it is one (device-private pages are only reported to their
@@ -295,10 +309,10 @@ impl<'a> HmmPfn<'a> {
     #[inline]
     pub fn kind(&self) -> Option<PageKind> {
         let pfn = self.pfn()?;
-        // Most pages are system memory: one call tells them from device pages, and the zero
-        // page is known by its pfn.
+        // Most pages are system memory: their zone (read inline) tells them from device
+        // pages, and the zero page is known by its pfn.
         // SAFETY: A valid result's pfn has a `struct page`, alive while the result is valid.
-        if !unsafe { bindings::pfn_is_zone_device(pfn) } {
+        if !unsafe { is_zone_device_page(self.memmap.pfn_to_page(pfn)) } {
             // Where the zero page comes in colours, any of them is one.
             let colored = cfg!(any(target_arch = "mips", target_arch = "s390x"))
                 // SAFETY: `is_zero_pfn` compares numbers.
@@ -312,9 +326,9 @@ impl<'a> HmmPfn<'a> {
         let page = self.page()?;
         // SAFETY: `page` is valid while the result is (see `page`).
         let kind = unsafe {
-            if bindings::is_device_private_page(page) {
+            if crate::mm::memmap::is_device_private_page(page) {
                 PageKind::DevicePrivate
-            } else if bindings::is_device_coherent_page(page) {
+            } else if crate::mm::memmap::is_device_coherent_page(page) {
                 PageKind::DeviceCoherent
             } else {
                 // Other ZONE_DEVICE memory (DAX, P2P) is addressed as system memory is.
@@ -330,6 +344,8 @@ impl<'a> HmmPfn<'a> {
 /// Only exists inside the `commit` of [`range_fault`], where it is valid.
 pub struct FaultedRange<'a> {
     range: &'a Range<'a>,
+    /// What `hmm_range_fault` wrote: one entry per page of the range.
+    pfns: &'a [usize],
 }
 
 impl FaultedRange<'_> {
@@ -363,12 +379,9 @@ impl<'a> FaultedRange<'a> {
     #[inline]
     pub fn iter(&self) -> impl Iterator<Item = (usize, HmmPfn<'a>)> + 'a {
         let start = self.range.start;
-        // SAFETY: `my_zero_pfn` reads a constant of the memory layout; x86 and most
-        // architectures have a single zero page, whatever the address.
-        let zero_pfn = unsafe { bindings::my_zero_pfn(start as c_ulong) } as usize;
-        self.range
-            .pfns
-            .as_slice()
+        let zero_pfn = zero_pfn(start);
+        let memmap = MemMap::get();
+        self.pfns
             .iter()
             .enumerate()
             // The range's pages are addresses of the address space: no overflow (and no
@@ -379,6 +392,7 @@ impl<'a> FaultedRange<'a> {
                     HmmPfn {
                         raw: *raw,
                         zero_pfn,
+                        memmap,
                         _p: PhantomData,
                     },
                 )
@@ -386,7 +400,30 @@ impl<'a> FaultedRange<'a> {
     }
 }
 
+/// The pfn of the shared zero page for `addr` (`my_zero_pfn`).
+///
+/// Where the zero page comes in one colour (all but MIPS and s390) it is a constant set at
+/// boot: read once and kept, rather than called for every range.
+#[inline]
+fn zero_pfn(addr: usize) -> usize {
+    use core::sync::atomic::{AtomicUsize, Ordering};
+
+    /// The zero page's pfn once read; `usize::MAX`, which is no pfn, before.
+    static ZERO_PFN: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+    let colored = cfg!(any(target_arch = "mips", target_arch = "s390x"));
+    let cached = ZERO_PFN.load(Ordering::Relaxed);
+    if cached != usize::MAX && !colored {
+        return cached;
+    }
+    // SAFETY: `my_zero_pfn` reads a constant of the memory layout.
+    let pfn = unsafe { bindings::my_zero_pfn(addr as c_ulong) } as usize;
+    ZERO_PFN.store(pfn, Ordering::Relaxed);
+    pfn
+}
+
 /// Reads `jiffies`.
+#[inline]
 pub(crate) fn jiffies() -> c_ulong {
     // SAFETY: `jiffies` is a valid static that the timer interrupt updates; a volatile read
     // of the aligned word is what the C `READ_ONCE(jiffies)` does.
@@ -409,14 +446,19 @@ fn check_range<T: IntervalNotifierOps>(
     Ok(())
 }
 
-/// The canonical HMM loop: `fault` reads the range for a sequence, then `commit` runs under
-/// the notifier lock if no invalidation ran since.
+/// The canonical HMM loop: `fault` reads the range into the array for a sequence, then
+/// `commit` runs under the notifier lock if no invalidation ran since.
+///
+/// The array is built here, in place: moving a 64-entry inline array costs a 512-byte copy.
+#[inline(always)]
 fn fault_loop<T: IntervalNotifierOps, R>(
     notifier: &MmuIntervalNotifier<T>,
-    range: &mut Range<'_>,
-    mut fault: impl FnMut(&mut Range<'_>, c_ulong) -> Result,
+    range: &Range<'_>,
+    mut fault: impl FnMut(&Range<'_>, &mut [usize], c_ulong) -> Result,
     commit: impl FnOnce(&mut T, FaultedRange<'_>) -> R,
 ) -> Result<R> {
+    let mut pfns = PfnArray::new();
+    pfns.reset(range.npages())?;
     let timeout = jiffies().wrapping_add(msecs_to_jiffies(RANGE_DEFAULT_TIMEOUT_MS));
     loop {
         // Invalidations may keep the read busy: let them run, unless the task is dying.
@@ -429,7 +471,7 @@ fn fault_loop<T: IntervalNotifierOps, R>(
             return Err(EBUSY);
         }
         let seq = notifier.read_begin();
-        match fault(range, seq.raw()) {
+        match fault(range, pfns.as_mut_slice(), seq.raw()) {
             Err(e) if e == EBUSY => continue,
             Err(e) => return Err(e),
             Ok(()) => {}
@@ -437,7 +479,13 @@ fn fault_loop<T: IntervalNotifierOps, R>(
         let Some(mut state) = seq.lock_if_unchanged() else {
             continue;
         };
-        return Ok(commit(&mut state, FaultedRange { range }));
+        return Ok(commit(
+            &mut state,
+            FaultedRange {
+                range,
+                pfns: pfns.as_slice(),
+            },
+        ));
     }
 }
 
@@ -467,9 +515,9 @@ pub fn range_fault<T: IntervalNotifierOps, R>(
     fault_loop(
         notifier,
         range,
-        |range, seq| {
+        |range, pfns, seq| {
             let _lock = mm.mmap_read_lock_killable()?;
-            range.fault_once(notifier.as_raw(), seq)
+            range.fault_once(pfns, notifier.as_raw(), seq)
         },
         commit,
     )
@@ -492,7 +540,7 @@ pub fn range_fault_locked<T: IntervalNotifierOps, R>(
         notifier,
         range,
         // The guard proves that the mmap read lock is held.
-        |range, seq| range.fault_once(notifier.as_raw(), seq),
+        |range, pfns, seq| range.fault_once(pfns, notifier.as_raw(), seq),
         commit,
     )
 }

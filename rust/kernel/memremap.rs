@@ -29,7 +29,7 @@ use crate::{
     bindings,
     error::{from_err_ptr, Result},
     hmm::Owner,
-    mm::highmem::CpuPage,
+    mm::{highmem::CpuPage, memmap},
     page::PAGE_SHIFT,
     prelude::*,
     str::CStr,
@@ -162,6 +162,7 @@ impl FreePages {
         })
     }
 
+    #[inline]
     fn pop(&mut self) -> Option<u32> {
         let top = self.top.checked_sub(1)?;
         let index = *self.stack.get(top)?;
@@ -169,6 +170,7 @@ impl FreePages {
         Some(index)
     }
 
+    #[inline]
     fn push(&mut self, index: u32) {
         // A page is freed once per allocation (the C side drops its last reference once), so
         // the stack has room.
@@ -413,13 +415,13 @@ impl<T: PagemapOps> Pagemap<T> {
         // The index is below `npages` (type invariant), so this does not overflow.
         let pfn = self.start_pfn + index;
         // SAFETY: `pfn` is in the mapped range, which has a `struct page` for each pfn.
-        let page = unsafe { bindings::pfn_to_page(pfn) };
+        let page = unsafe { memmap::MemMap::get().pfn_to_page(pfn) };
         // SAFETY: The page is free (its index was in the free list): refcount zero and no
         // data. `zone_device_page_init` takes a pagemap reference, sets the refcount to one
         // and locks the page; the data is set before anyone else can see the page.
         unsafe {
             bindings::zone_device_page_init(page);
-            bindings::set_zone_device_data(page, data.into_foreign().cast_mut());
+            memmap::set_zone_device_data(page, data.into_foreign().cast_mut());
         }
         // INVARIANT: The page is allocated, locked, and its one reference is ours.
         Ok(NewDevicePage {
@@ -438,8 +440,8 @@ impl<T: PagemapOps> Pagemap<T> {
         &'a self,
         page: *mut bindings::page,
     ) -> Option<DevicePage<'a, T>> {
-        // SAFETY: The page is valid (the caller's guarantee).
-        let pfn = unsafe { bindings::page_to_pfn(page) };
+        // SAFETY: The page is valid (the caller's guarantee), in the memory map.
+        let pfn = unsafe { memmap::MemMap::get().page_to_pfn(page) };
         if pfn < self.start_pfn || pfn - self.start_pfn >= self.npages {
             return None;
         }
@@ -465,7 +467,7 @@ impl<T: PagemapOps> Pagemap<T> {
     unsafe fn of_page<'a>(page: *mut bindings::page, owner: &Owner) -> Option<&'a Self> {
         // SAFETY: The page is an allocated ZONE_DEVICE page (the caller's guarantee): its
         // pagemap is alive while it is.
-        let pgmap = unsafe { bindings::page_pgmap(page) };
+        let pgmap = unsafe { memmap::page_pgmap(page) };
         // SAFETY: As above; the owner field is set before the pagemap is mapped.
         if !owner.is(unsafe { (*pgmap).owner }) {
             return None;
@@ -491,7 +493,7 @@ impl<T: PagemapOps> Pagemap<T> {
     pub(crate) unsafe fn of_page_unchecked<'a>(page: *mut bindings::page) -> &'a Self {
         // SAFETY: The page's pagemap is the `pgmap` field of a `Pagemap<T>` (the caller's
         // guarantee), alive while the page is allocated.
-        unsafe { &*kernel::container_of!(bindings::page_pgmap(page), Pagemap<T>, pgmap) }
+        unsafe { &*kernel::container_of!(memmap::page_pgmap(page), Pagemap<T>, pgmap) }
     }
 
     /// Called by the C side when the last reference to an allocated page is dropped.
@@ -499,14 +501,14 @@ impl<T: PagemapOps> Pagemap<T> {
         // SAFETY: The page is ours and just lost its last reference: its data, set by
         // `alloc_page` from `into_foreign`, is ours to take back (type invariant).
         unsafe {
-            let data = bindings::zone_device_data(page);
-            bindings::set_zone_device_data(page, core::ptr::null_mut());
+            let data = memmap::zone_device_data(page);
+            memmap::set_zone_device_data(page, core::ptr::null_mut());
             if !data.is_null() {
                 T::page_free(self, T::PageData::from_foreign(data));
             }
         }
-        // SAFETY: The page is valid.
-        let pfn = unsafe { bindings::page_to_pfn(page) };
+        // SAFETY: The page is valid, in the memory map.
+        let pfn = unsafe { memmap::MemMap::get().page_to_pfn(page) };
         let Some(index) = pfn
             .checked_sub(self.start_pfn)
             .and_then(|i| u32::try_from(i).ok())
@@ -576,9 +578,8 @@ impl<'a> DevicePageRef<'a> {
     pub(crate) unsafe fn from_raw(page: *mut bindings::page) -> Option<Self> {
         // SAFETY: The caller guarantees the page is valid.
         let device = unsafe {
-            bindings::is_zone_device_page(page)
-                && (bindings::is_device_private_page(page)
-                    || bindings::is_device_coherent_page(page))
+            memmap::is_zone_device_page(page)
+                && (memmap::is_device_private_page(page) || memmap::is_device_coherent_page(page))
         };
         // INVARIANT: Checked just above; the caller guarantees the rest.
         device.then(|| Self {
@@ -612,15 +613,15 @@ impl<'a> DevicePageRef<'a> {
     /// Returns the page frame number.
     #[inline]
     pub fn pfn(&self) -> usize {
-        // SAFETY: The page is valid (type invariant).
-        unsafe { bindings::page_to_pfn(self.as_raw()) }
+        // SAFETY: The page is valid (type invariant), in the memory map.
+        unsafe { memmap::MemMap::get().page_to_pfn(self.as_raw()) }
     }
 
     /// The kind of memory of the page.
     #[inline]
     pub fn memory_type(&self) -> MemoryType {
         // SAFETY: The page is valid (type invariant).
-        if unsafe { bindings::is_device_private_page(self.as_raw()) } {
+        if unsafe { memmap::is_device_private_page(self.as_raw()) } {
             MemoryType::DevicePrivate
         } else {
             MemoryType::DeviceCoherent
@@ -631,7 +632,7 @@ impl<'a> DevicePageRef<'a> {
     #[inline]
     pub fn is_owned_by(&self, owner: &Owner) -> bool {
         // SAFETY: The page is allocated (type invariant), so its pagemap is alive.
-        owner.is(unsafe { (*bindings::page_pgmap(self.as_raw())).owner })
+        owner.is(unsafe { (*memmap::page_pgmap(self.as_raw())).owner })
     }
 
     /// Returns the page as a page of a `Pagemap<T>` of `owner`, if it is one.
@@ -695,7 +696,7 @@ impl<'a, T: PagemapOps> DevicePage<'a, T> {
     pub fn data(&self) -> <T::PageData as ForeignOwnable>::Borrowed<'a> {
         // SAFETY: The page is allocated for `'a` (type invariant), so its data came from
         // `into_foreign` and is taken back (`from_foreign`) only when it is freed, after `'a`.
-        unsafe { T::PageData::borrow(bindings::zone_device_data(self.page.as_ptr())) }
+        unsafe { T::PageData::borrow(memmap::zone_device_data(self.page.as_ptr())) }
     }
 
     /// The page as a page the CPU can address, if it is device-coherent.
@@ -733,7 +734,7 @@ impl<'a, T: PagemapOps> NewDevicePage<'a, T> {
     #[inline]
     pub fn data(&self) -> <T::PageData as ForeignOwnable>::Borrowed<'_> {
         // SAFETY: Allocated (with data) while `self` lives.
-        unsafe { T::PageData::borrow(bindings::zone_device_data(self.page.as_ptr())) }
+        unsafe { T::PageData::borrow(memmap::zone_device_data(self.page.as_ptr())) }
     }
 
     /// The page as a page the CPU can address, if it is device-coherent.

@@ -112,7 +112,7 @@ use crate::{
     error::{to_result, Result},
     hmm::Owner,
     memremap::{DevicePage, DevicePageRef, NewDevicePage, Pagemap, PagemapOps},
-    mm::{highmem::CpuPage, pfn_array::PfnArray, virt::VmaRef},
+    mm::{highmem::CpuPage, memmap::MemMap, pfn_array::PfnArray, virt::VmaRef},
     page::PAGE_SIZE,
     prelude::*,
     task::{cond_resched, fatal_signal_pending},
@@ -169,20 +169,20 @@ const EVICT_PASSES: u32 = 100;
 
 /// The `migrate_pfn` of a page: its pfn, valid.
 #[inline]
-fn migrate_pfn(page: NonNull<bindings::page>) -> usize {
-    // SAFETY: The page is valid.
-    let pfn = unsafe { bindings::page_to_pfn(page.as_ptr()) };
+fn migrate_pfn(memmap: MemMap, page: NonNull<bindings::page>) -> usize {
+    // SAFETY: The page is valid, in the memory map.
+    let pfn = unsafe { memmap.page_to_pfn(page.as_ptr()) };
     (pfn << PFN_SHIFT) | PFN_VALID
 }
 
 /// The page of a source or destination entry, if any (`migrate_pfn_to_page`).
 #[inline]
-fn entry_page(mpfn: usize) -> Option<NonNull<bindings::page>> {
+fn entry_page(memmap: MemMap, mpfn: usize) -> Option<NonNull<bindings::page>> {
     if mpfn & PFN_VALID == 0 {
         return None;
     }
     // SAFETY: A valid entry holds the pfn of a page, which has a `struct page`.
-    NonNull::new(unsafe { bindings::pfn_to_page(mpfn >> PFN_SHIFT) })
+    NonNull::new(unsafe { memmap.pfn_to_page(mpfn >> PFN_SHIFT) })
 }
 
 /// Which pages [`migrate_vma`] collects (`enum migrate_vma_direction`).
@@ -233,6 +233,7 @@ pub struct Entry<'a> {
     addr: usize,
     src: usize,
     dst: &'a mut usize,
+    memmap: MemMap,
 }
 
 impl<'a> Entry<'a> {
@@ -248,7 +249,7 @@ impl<'a> Entry<'a> {
         if self.src & PFN_MIGRATE == 0 {
             return Source::NotMigrating;
         }
-        let Some(page) = entry_page(self.src) else {
+        let Some(page) = entry_page(self.memmap, self.src) else {
             return Source::Empty;
         };
         // SAFETY: A collected page is valid, locked and referenced until finalize, after `'a`
@@ -274,7 +275,7 @@ impl<'a> Entry<'a> {
     pub fn set_device<T: PagemapOps>(self, page: NewDevicePage<'_, T>) {
         // INVARIANT: The slot was empty; the page is locked and its reference handed over,
         // as `migrate_vma_pages` and `migrate_vma_finalize` expect of a destination.
-        *self.dst = migrate_pfn(page.into_raw());
+        *self.dst = migrate_pfn(self.memmap, page.into_raw());
     }
 
     /// Gives the page a destination in system memory, filled by `T::copy_to_ram` from the
@@ -284,17 +285,18 @@ impl<'a> Entry<'a> {
     /// does; the page then stays where it is.
     #[inline]
     pub fn copy_to_ram<T: PagemapOps>(self, page: &DevicePage<'_, T>) -> Result {
-        if entry_page(self.src) != NonNull::new(page.as_ref().as_raw()) {
+        if entry_page(self.memmap, self.src) != NonNull::new(page.as_ref().as_raw()) {
             return Err(EINVAL);
         }
-        *self.dst = alloc_ram_copy(page)?;
+        *self.dst = alloc_ram_copy(self.memmap, page)?;
         Ok(())
     }
 }
 
 /// Allocates a system page, locked, and copies the device page `page` into it with
 /// `T::copy_to_ram`; returns its `migrate_pfn`, whose lock and reference go to the migration.
-fn alloc_ram_copy<T: PagemapOps>(page: &DevicePage<'_, T>) -> Result<usize> {
+#[inline]
+fn alloc_ram_copy<T: PagemapOps>(memmap: MemMap, page: &DevicePage<'_, T>) -> Result<usize> {
     // SAFETY: Allocating a page has no precondition; `GFP_HIGHUSER_MOVABLE` is what user
     // memory is allocated with.
     let new = NonNull::new(unsafe { bindings::alloc_pages(bindings::GFP_HIGHUSER_MOVABLE, 0) })
@@ -311,7 +313,7 @@ fn alloc_ram_copy<T: PagemapOps>(page: &DevicePage<'_, T>) -> Result<usize> {
         }
         return Err(e);
     }
-    Ok(migrate_pfn(new))
+    Ok(migrate_pfn(memmap, new))
 }
 
 /// The pages of a [`migrate_vma`] between its setup and its end.
@@ -319,6 +321,7 @@ pub struct MigrateVma<'a> {
     start: usize,
     src: &'a [usize],
     dst: &'a mut [usize],
+    memmap: MemMap,
 }
 
 impl MigrateVma<'_> {
@@ -335,8 +338,9 @@ impl MigrateVma<'_> {
     }
 
     /// The pages of the range, in address order.
+    #[inline]
     pub fn entries(&mut self) -> impl Iterator<Item = Entry<'_>> + '_ {
-        let start = self.start;
+        let (start, memmap) = (self.start, self.memmap);
         self.src
             .iter()
             .zip(self.dst.iter_mut())
@@ -347,6 +351,7 @@ impl MigrateVma<'_> {
                 addr: start + i * PAGE_SIZE,
                 src,
                 dst,
+                memmap,
             })
     }
 }
@@ -385,6 +390,61 @@ pub fn migrate_vma<R>(
     owner: &Owner,
     fill: impl FnOnce(&mut MigrateVma<'_>) -> R,
 ) -> Result<(R, Migrated)> {
+    migrate_vma_then(vma, start, end, select, owner, fill, |_| ()).map(|(r, (), m)| (r, m))
+}
+
+/// The pages of a [`migrate_vma_then`] after `migrate_vma_pages`, before `migrate_vma_finalize`:
+/// what moves is known, and every page involved is still locked by the migration.
+pub(crate) struct Moved<'a> {
+    start: usize,
+    src: &'a [usize],
+    dst: &'a [usize],
+    memmap: MemMap,
+}
+
+impl<'a> Moved<'a> {
+    /// Whether every page of the range moves (empty entries included).
+    pub(crate) fn all(&self) -> bool {
+        self.src
+            .iter()
+            .zip(self.dst)
+            .all(|(&s, &d)| s & PFN_MIGRATE != 0 && d & PFN_VALID != 0)
+    }
+
+    /// The device pages that the range's pages move to, with their address and whether the
+    /// CPU will map them writable (as their source was, or as the new entry says for an empty
+    /// one).
+    pub(crate) fn device_pages(
+        &self,
+    ) -> impl Iterator<Item = (usize, DevicePageRef<'a>, bool)> + '_ {
+        let (start, memmap) = (self.start, self.memmap);
+        self.src
+            .iter()
+            .zip(self.dst)
+            .enumerate()
+            .filter(|(_, (&s, _))| s & PFN_MIGRATE != 0)
+            .filter_map(move |(i, (&s, &d))| {
+                let page = entry_page(memmap, d)?;
+                // SAFETY: A destination of a migrating entry is a page locked and referenced
+                // by the migration until finalize, after `'a`.
+                let page = unsafe { DevicePageRef::from_raw(page.as_ptr()) }?;
+                let flags = if s & PFN_VALID != 0 { s } else { d };
+                Some((start + i * PAGE_SIZE, page, flags & PFN_WRITE != 0))
+            })
+    }
+}
+
+/// [`migrate_vma`], with `then` called after `migrate_vma_pages` and before
+/// `migrate_vma_finalize`, where the migration still holds every page it moves.
+pub(crate) fn migrate_vma_then<R, M>(
+    vma: &VmaRef,
+    start: usize,
+    end: usize,
+    select: Select,
+    owner: &Owner,
+    fill: impl FnOnce(&mut MigrateVma<'_>) -> R,
+    then: impl FnOnce(&Moved<'_>) -> M,
+) -> Result<(R, M, Migrated)> {
     if start % PAGE_SIZE != 0 || end % PAGE_SIZE != 0 || start >= end {
         return Err(EINVAL);
     }
@@ -395,7 +455,8 @@ pub fn migrate_vma<R>(
     if npages > MIGRATE_MAX_PAGES {
         return Err(EINVAL);
     }
-    let (mut src, mut dst) = (PfnArray::new(), PfnArray::new());
+    let mut src = PfnArray::new();
+    let mut dst = PfnArray::new();
     src.reset(npages)?;
     dst.reset(npages)?;
     let mut args = bindings::migrate_vma {
@@ -418,6 +479,7 @@ pub fn migrate_vma<R>(
         start,
         src: src.as_slice(),
         dst: dst.as_mut_slice(),
+        memmap: MemMap::get(),
     });
     // The closure borrowed the arrays anew: hand the C side fresh pointers.
     args.src = src.as_mut_slice().as_mut_ptr();
@@ -431,9 +493,18 @@ pub fn migrate_vma<R>(
             pages += 1;
         }
     }
+    let then = then(&Moved {
+        start,
+        src: src.as_slice(),
+        dst: dst.as_slice(),
+        memmap: MemMap::get(),
+    });
+    // The closure borrowed the arrays anew: hand the C side fresh pointers.
+    args.src = src.as_mut_slice().as_mut_ptr();
+    args.dst = dst.as_mut_slice().as_mut_ptr();
     // SAFETY: As above; this ends the migration, and releases every page it holds.
     unsafe { bindings::migrate_vma_finalize(&mut args) };
-    Ok((ret, Migrated { collected, pages }))
+    Ok((ret, then, Migrated { collected, pages }))
 }
 
 /// The `migrate_to_ram` callback of a `Pagemap<T>`: a CPU access to one of its device-private
@@ -469,27 +540,72 @@ pub(crate) unsafe extern "C" fn migrate_to_ram<T: PagemapOps>(
             .min(MAX_FAULT_AROUND_ORDER);
     let start = (addr & !(size - 1)).max(vma_ref.start());
     let end = (addr & !(size - 1)).saturating_add(size).min(vma_ref.end());
-    let mut one = [0usize; 2];
-    let mut many = None;
     if end - start > PAGE_SIZE {
-        let npages = (end - start) / PAGE_SIZE;
-        if let (Ok(src), Ok(dst)) = (
-            KVVec::from_elem(0usize, npages, GFP_KERNEL),
-            KVVec::from_elem(0usize, npages, GFP_KERNEL),
-        ) {
-            many = Some((src, dst));
+        // SAFETY: As this function's: `[start, end)` is inside the VMA and holds `addr`.
+        if let Some(ret) = unsafe { migrate_around_to_ram(pagemap, vmf, start, end) } {
+            return ret;
         }
     }
-    // The arrays are only ever reached through these pointers from now on.
-    let (src, dst, start, end) = match &mut many {
-        Some((src, dst)) => (src.as_mut_ptr(), dst.as_mut_ptr(), start, end),
-        None => (&raw mut one[0], &raw mut one[1], addr, addr + PAGE_SIZE),
-    };
+    // The faulting page alone: arrays on the stack.
+    let (mut src, mut dst) = (0usize, 0usize);
+    // SAFETY: As this function's: the page at `addr` is the faulting one; one entry each.
+    unsafe {
+        migrate_range_to_ram(
+            pagemap,
+            vmf,
+            addr,
+            addr + PAGE_SIZE,
+            core::slice::from_mut(&mut src),
+            core::slice::from_mut(&mut dst),
+        )
+    }
+}
+
+/// [`migrate_to_ram`] for the pages of `[start, end)`, with arrays on the heap; `None` if they
+/// cannot be allocated (the faulting page then moves alone).
+///
+/// # Safety
+///
+/// As [`migrate_to_ram`]'s; `[start, end)` is a range of `vmf`'s VMA that holds the fault.
+#[inline(never)]
+unsafe fn migrate_around_to_ram<T: PagemapOps>(
+    pagemap: &Pagemap<T>,
+    vmf: *mut bindings::vm_fault,
+    start: usize,
+    end: usize,
+) -> Option<bindings::vm_fault_t> {
     let npages = (end - start) / PAGE_SIZE;
+    let mut src = KVVec::from_elem(0usize, npages, GFP_KERNEL).ok()?;
+    let mut dst = KVVec::from_elem(0usize, npages, GFP_KERNEL).ok()?;
+    // SAFETY: The caller's guarantees; the arrays have one entry per page of the range.
+    Some(unsafe { migrate_range_to_ram(pagemap, vmf, start, end, &mut src, &mut dst) })
+}
+
+/// Migrates the device-private pages of `pagemap` in `[start, end)` back to system memory,
+/// for the fault `vmf`, with `src` and `dst` as the arrays (one entry per page).
+///
+/// # Safety
+///
+/// As [`migrate_to_ram`]'s; `[start, end)` is a range of `vmf`'s VMA that holds the fault.
+#[inline(always)]
+unsafe fn migrate_range_to_ram<T: PagemapOps>(
+    pagemap: &Pagemap<T>,
+    vmf: *mut bindings::vm_fault,
+    start: usize,
+    end: usize,
+    src: &mut [usize],
+    dst: &mut [usize],
+) -> bindings::vm_fault_t {
+    let npages = (end - start) / PAGE_SIZE;
+    if src.len() != npages || dst.len() != npages {
+        return bindings::vm_fault_reason_VM_FAULT_SIGBUS;
+    }
+    // SAFETY: The caller passes a valid `vmf`.
+    let (vma, page) = unsafe { ((*vmf).__bindgen_anon_1.vma, (*vmf).page) };
     let mut args = bindings::migrate_vma {
         vma,
-        dst,
-        src,
+        dst: dst.as_mut_ptr(),
+        src: src.as_mut_ptr(),
         cpages: 0,
         npages: 0,
         start,
@@ -505,24 +621,22 @@ pub(crate) unsafe extern "C" fn migrate_to_ram<T: PagemapOps>(
         return bindings::vm_fault_reason_VM_FAULT_SIGBUS;
     }
     let owner: &Owner = pagemap.owner();
+    let memmap = MemMap::get();
     let mut ret = 0;
-    for i in 0..npages {
-        // SAFETY: `src` has `npages` entries, written by setup.
-        let entry = unsafe { *src.add(i) };
+    for (&entry, slot) in src.iter().zip(dst.iter_mut()) {
         if entry & PFN_MIGRATE == 0 {
             continue;
         }
         // SAFETY: A collected page is locked and referenced until finalize; only this owner's
         // device-private pages are collected (`Select::DEVICE_PRIVATE`), so it is one.
-        let Some(dpage) = entry_page(entry)
+        let Some(dpage) = entry_page(memmap, entry)
             .map(|p| unsafe { DevicePageRef::from_raw_device(p) })
             .and_then(|p| p.pagemap::<T>(owner))
         else {
             continue;
         };
-        match alloc_ram_copy(&dpage) {
-            // SAFETY: `dst` has `npages` entries.
-            Ok(mpfn) => unsafe { *dst.add(i) = mpfn },
+        match alloc_ram_copy(memmap, &dpage) {
+            Ok(mpfn) => *slot = mpfn,
             // Out of memory: the access faults again. A neighbour stays on the device; the
             // faulting page that cannot be copied is an error.
             Err(e) if e != ENOMEM && dpage.as_ref().as_raw() == page => {
@@ -531,6 +645,9 @@ pub(crate) unsafe extern "C" fn migrate_to_ram<T: PagemapOps>(
             Err(_) => {}
         }
     }
+    // The loop borrowed the arrays anew: hand the C side fresh pointers.
+    args.src = src.as_mut_ptr();
+    args.dst = dst.as_mut_ptr();
     // SAFETY: Setup succeeded; each destination is zero or a locked page whose reference it
     // hands over.
     unsafe {
@@ -652,6 +769,7 @@ fn evict_batch<T: PagemapOps>(
     src.fill(0);
     dst.fill(0);
     pin_anon_vmas(pfn, anon);
+    let memmap = MemMap::get();
     let n = src.len();
     let mut first = 0;
     while first < n {
@@ -672,12 +790,13 @@ fn evict_batch<T: PagemapOps>(
                 continue;
             }
             // SAFETY: A collected page is locked and referenced until finalize.
-            let Some(dpage) = entry_page(*s).and_then(|p| unsafe { pagemap.page(p.as_ptr()) })
+            let Some(dpage) =
+                entry_page(memmap, *s).and_then(|p| unsafe { pagemap.page(p.as_ptr()) })
             else {
                 continue;
             };
             // A page that could not be copied stays on the device, for the next pass.
-            if let Ok(mpfn) = alloc_ram_copy(&dpage) {
+            if let Ok(mpfn) = alloc_ram_copy(memmap, &dpage) {
                 *d = mpfn;
             }
         }

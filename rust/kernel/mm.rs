@@ -47,6 +47,10 @@ crate::layout::assert_c_layout!(task_struct {
 });
 
 pub mod highmem;
+// Used by the HMM and device memory modules; a configuration with only one uses a part.
+#[cfg(any(CONFIG_HMM_MIRROR, CONFIG_ZONE_DEVICE))]
+#[cfg_attr(not(all(CONFIG_HMM_MIRROR, CONFIG_ZONE_DEVICE)), allow(dead_code))]
+pub(crate) mod memmap;
 // The arrays of `hmm_range_fault` and `migrate_vma`: only their users need them.
 #[cfg(CONFIG_HMM_MIRROR)]
 pub(crate) mod pfn_array;

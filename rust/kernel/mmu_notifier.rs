@@ -285,9 +285,11 @@ impl<'a, T: IntervalNotifierOps> Seq<'a, T> {
     /// Takes the notifier lock: not with it held.
     pub fn lock_if_unchanged(self) -> Option<NotifierGuard<'a, T>> {
         let guard = self.notifier.state.lock();
-        // SAFETY: The notifier is inserted (type invariant of `MmuIntervalNotifier`), and the
-        // lock that the invalidation callback sets the sequence under is held.
-        if unsafe { bindings::mmu_interval_read_retry(self.notifier.as_raw(), self.seq) } {
+        // `mmu_interval_read_retry`, inline: the notifier is inserted (type invariant of
+        // `MmuIntervalNotifier`), and the invalidation callback sets the sequence under the
+        // lock now held, so the plain read does not race.
+        // SAFETY: The notifier is valid while `self` borrows it.
+        if unsafe { (*self.notifier.as_raw()).invalidate_seq } != self.seq {
             return None;
         }
         Some(guard)
@@ -334,6 +336,7 @@ crate::layout::assert_c_layout!(mmu_interval_notifier {
     size: RUST_LAYOUT_mmu_interval_notifier_SIZE,
     align: RUST_LAYOUT_mmu_interval_notifier_ALIGN,
     mm: RUST_LAYOUT_mmu_interval_notifier_mm,
+    invalidate_seq: RUST_LAYOUT_mmu_interval_notifier_invalidate_seq,
 });
 
 crate::layout::assert_c_layout!(mmu_interval_notifier_ops {
@@ -529,9 +532,11 @@ impl<T: IntervalNotifierOps> NotifierVtable<T> {
                 None => return false,
             }
         };
+        // `mmu_interval_set_seq`, inline: `WRITE_ONCE(mni->invalidate_seq, cur_seq)`.
         // SAFETY: `mni` is inserted; the sequence is set under the lock that readers check it
-        // under, as `mmu_interval_set_seq` requires.
-        unsafe { bindings::mmu_interval_set_seq(mni, cur_seq) };
+        // under, as `mmu_interval_set_seq` requires, and written once (lockless readers use
+        // `mmu_interval_check_retry`).
+        unsafe { core::ptr::write_volatile(&raw mut (*mni).invalidate_seq, cur_seq) };
         T::invalidate(&mut guard, &range);
         true
     }

@@ -5,14 +5,17 @@
 //! A [`Mirror`] is an [`MmuIntervalNotifier`] whose state is a [`DevicePageTable`] plus the
 //! driver's own data. Every invalidation clears the table over its range before the driver
 //! hears of it (the driver's own migrations included), and the table can only be filled from
-//! a [`range_fault`] result validated against the same mirror ([`MirrorCommit::map`]). So a
-//! page found in the table ([`MirroredPage`]) is still mapped by the CPU, and stays so while
-//! the mirror lock is held: the table holds no reference to it, and needs none.
+//! a [`range_fault`] result validated against the same mirror ([`MirrorCommit::map`]), or by a
+//! checked migration (below). So a page found in the table ([`MirroredPage`]) is still mapped
+//! by the CPU (or held by a migration that maps it), and stays so while the mirror lock is
+//! held: the table holds no reference to it, and needs none.
 //!
 //! An entry maps a page the CPU can address (system memory, or device-coherent memory), or a
 //! device-private page of the mirror's owner, whose data only the device's own storage holds:
 //! [`MirroredPage::as_cpu`] gives no access to such a page. Pages that a migration put on the
-//! device enter the table the same way, from a [`range_fault`] made after the migration.
+//! device enter the table the same way, from a [`range_fault`] made after the migration, or
+//! from the migration itself ([`Mirror::migrate_to_device`]) when nothing but migrations by the
+//! mirror's owner changed the range meanwhile: those move only pages they hold locked.
 //!
 //! # Examples
 //!
@@ -103,8 +106,11 @@ use crate::{
     alloc::flags::{__GFP_NOWARN, GFP_ATOMIC},
     bindings,
     error::Result,
-    mm::{highmem::CpuPage, pfn_array::PFN_ARRAY_INLINE, Mm, MmWithUser, MmapReadGuard},
-    mmu_notifier::{IntervalNotifierOps, MmuIntervalNotifier, NotifierGuard, NotifierRange},
+    mm::{
+        highmem::CpuPage, memmap::MemMap, pfn_array::PFN_ARRAY_INLINE, Mm, MmWithUser,
+        MmapReadGuard,
+    },
+    mmu_notifier::{Event, IntervalNotifierOps, MmuIntervalNotifier, NotifierGuard, NotifierRange},
     page::{PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
     sync::Arc,
@@ -128,10 +134,21 @@ pub trait MirrorOps: Send + Sized {
 struct MirrorState<T> {
     table: DevicePageTable,
     data: T,
+    /// The owner of the device's memory, if any.
+    owner: Option<Arc<Owner>>,
+    /// How many invalidations other than migrations by `owner` the mirror has seen (wrapping).
+    foreign: usize,
 }
 
 impl<T: MirrorOps> IntervalNotifierOps for MirrorState<T> {
     fn invalidate(state: &mut Self, range: &NotifierRange<'_>) {
+        // A migration by the mirror's owner changes the mapping only of pages it has locked:
+        // see `Mirror::migrate_to_device`, which counts on it.
+        let own = range.event() == Event::Migrate
+            && state.owner.as_deref().is_some_and(|o| range.is_owned_by(o));
+        if !own {
+            state.foreign = state.foreign.wrapping_add(1);
+        }
         state.table.clear(range.start(), range.end());
         T::invalidate(&mut state.data, range);
     }
@@ -182,10 +199,15 @@ impl<T: MirrorOps + 'static> Mirror<T> {
         owner: Option<Arc<Owner>>,
         data: T,
     ) -> impl PinInit<Self, Error> + '_ {
-        let state = DevicePageTable::new().map(|table| MirrorState { table, data });
         let exclusive_owner = owner
             .as_ref()
             .map_or(core::ptr::null(), |o| o.as_ptr().cast_const());
+        let state = DevicePageTable::new().map(|table| MirrorState {
+            table,
+            data,
+            owner: owner.clone(),
+            foreign: 0,
+        });
         // SAFETY: The closure initialises both fields in place, or fails having initialised
         // none: `owner` is written only once the notifier is in place.
         unsafe {
@@ -265,6 +287,163 @@ impl<T: MirrorOps + 'static> Mirror<T> {
                 return ret;
             }
         }
+    }
+
+    /// Migrates the system memory of `[start, end)` of `vma` to the device, as
+    /// [`migrate_vma`](crate::migrate::migrate_vma) does with [`Select::SYSTEM`] and the
+    /// mirror's owner (`fill` gives the destinations), then maps in the device page table every
+    /// page of the range that is on the device: read-only where the CPU maps it read-only.
+    ///
+    /// When every page of the range moves and no invalidation other than migrations by the
+    /// mirror's owner ran since the start, the pages are mapped from the migration itself,
+    /// while it still holds them locked (C drivers do the same, without the check): no other
+    /// migration can move them before the CPU maps them, and any other change of the range
+    /// would have been seen. Otherwise they are mapped from a read of the CPU page tables after
+    /// the migration, as [`Self::fault_locked`] with [`Request::Snapshot`] would.
+    ///
+    /// Returns what `fill` returned and what moved. Fails with `EINVAL` for a mirror without an
+    /// owner, another address space or a range outside the mirror, as `migrate_vma` does, and
+    /// as the read of the CPU page tables does.
+    ///
+    /// [`Select::SYSTEM`]: crate::migrate::Select::SYSTEM
+    /// [`Request::Snapshot`]: super::Request::Snapshot
+    ///
+    /// # Context
+    ///
+    /// Sleeps; the mmap read lock is held (`mmap`, which `vma` comes from); takes the mirror
+    /// lock, which must not be held.
+    ///
+    /// # Examples
+    ///
+    /// A written page and an untouched one move to the device; both are then in the device
+    /// page table, as device pages.
+    ///
+    /// ```
+    /// use kernel::hmm::{Mirror, MirrorOps, Owner};
+    /// use kernel::memremap::{DevicePage, Memory, Pagemap, PagemapOps};
+    /// use kernel::migrate::Source;
+    /// use kernel::mm::{highmem::CpuPage, Mm};
+    /// use kernel::page::{Page, PAGE_SIZE};
+    /// use kernel::sync::Arc;
+    /// use kernel::uaccess::UserSlice;
+    ///
+    /// struct Vram;
+    ///
+    /// impl PagemapOps for Vram {
+    ///     type PageData = Page;
+    ///
+    ///     fn copy_to_ram(page: &DevicePage<'_, Self>, dst: &CpuPage<'_>) -> Result {
+    ///         dst.copy_from(&page.data());
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// struct Device;
+    /// impl MirrorOps for Device {}
+    ///
+    /// let owner = Arc::pin_init(Owner::new(), GFP_KERNEL)?;
+    /// let memory = Memory::DevicePrivate { size: 128 << 20 };
+    /// let name = kernel::c_str!("rust_mirror_migrate_doctest");
+    /// let pagemap = KBox::pin_init(Pagemap::new(owner.clone(), memory, name, Vram), GFP_KERNEL)?;
+    /// let addr = kernel::kunit::vm_mmap(2 * PAGE_SIZE)?;
+    /// UserSlice::new(addr, 4).writer().write_slice(b"data")?;
+    /// let mm = Mm::current().ok_or(EINVAL)?;
+    /// let moved = mm
+    ///     .with_user(|mm| -> Result<usize> {
+    ///         let mirror = Mirror::with_owner(mm, addr, 2 * PAGE_SIZE, owner.clone(), Device);
+    ///         let mirror = KBox::pin_init(mirror, GFP_KERNEL)?;
+    ///         let mmap = mm.mmap_read_lock();
+    ///         let vma = mmap.vma_lookup(addr).ok_or(EFAULT)?;
+    ///         let (filled, moved) =
+    ///             mirror.migrate_to_device(&mmap, vma, addr, addr + 2 * PAGE_SIZE, |m| {
+    ///                 for entry in m.entries() {
+    ///                     let page = pagemap.alloc_page(Page::alloc_page(GFP_KERNEL)?)?;
+    ///                     match entry.source() {
+    ///                         Source::System(src) => page.data().copy_from(&src),
+    ///                         Source::Empty => page.data().zero(),
+    ///                         _ => continue,
+    ///                     }
+    ///                     entry.set_device(page);
+    ///                 }
+    ///                 Ok::<(), Error>(())
+    ///             })?;
+    ///         filled?;
+    ///         drop(mmap);
+    ///         let guard = mirror.lock();
+    ///         for a in [addr, addr + PAGE_SIZE] {
+    ///             let page = guard.table().lookup(a).ok_or(ENOENT)?;
+    ///             assert!(page.as_device().is_some() && page.as_cpu().is_none());
+    ///         }
+    ///         // The written page; the empty one is mapped read-only until a write faults.
+    ///         assert!(guard.table().lookup(addr).is_some_and(|p| p.is_writable()));
+    ///         Ok(moved.pages)
+    ///     })
+    ///     .ok_or(EINVAL)??;
+    /// assert_eq!(moved, 1);
+    /// # Ok::<(), Error>(())
+    /// ```
+    #[cfg(CONFIG_DEVICE_MIGRATION)]
+    pub fn migrate_to_device<R>(
+        &self,
+        mmap: &MmapReadGuard<'_>,
+        vma: &crate::mm::virt::VmaRef,
+        start: usize,
+        end: usize,
+        fill: impl FnOnce(&mut crate::migrate::MigrateVma<'_>) -> R,
+    ) -> Result<(R, crate::migrate::Migrated)> {
+        let owner = self.owner.as_deref().ok_or(EINVAL)?;
+        if !core::ptr::eq(mmap.mm().as_raw(), self.notifier.mm().as_raw())
+            || !self.notifier.covers(start, end)
+        {
+            return Err(EINVAL);
+        }
+        // The count of other invalidations, read with the sequence unchanged: none was under
+        // way, and any later one adds to the count. (Read once: if the range is busy, the pages
+        // are mapped from the page tables afterwards.)
+        let foreign = self
+            .notifier
+            .read_begin()
+            .lock_if_unchanged()
+            .map(|state| state.foreign);
+        let select = crate::migrate::Select::SYSTEM;
+        let (ret, mapped, migrated) =
+            crate::migrate::migrate_vma_then(vma, start, end, select, owner, fill, |moved| {
+                let foreign = foreign?;
+                if !moved.all() {
+                    return None;
+                }
+                let mut state = self.notifier.lock();
+                if state.foreign != foreign {
+                    return None;
+                }
+                // INVARIANT: Each page is locked by the migration, which maps it in the CPU
+                // page tables at finalize; no migration can take it before, and any other
+                // invalidation of the range clears these entries.
+                for (addr, page, writable) in moved.device_pages() {
+                    let private = page.memory_type() == crate::memremap::MemoryType::DevicePrivate;
+                    if state
+                        .table
+                        .insert(addr, page.pfn(), writable, private, false)
+                        .is_err()
+                    {
+                        return None;
+                    }
+                }
+                Some(())
+            })?;
+        if mapped.is_none() {
+            let mut range = Range::new(start, end, super::Request::Snapshot, Some(owner))?;
+            self.fault_locked(mmap, &mut range, |commit| {
+                commit.map_if(
+                    |pfn| {
+                        pfn.device_page()
+                            .is_some_and(|page| page.is_owned_by(owner))
+                    },
+                    true,
+                )
+            })??;
+        }
+        Ok((ret, migrated))
     }
 
     /// Returns the address space the mirror follows.
@@ -463,11 +642,12 @@ const NO_ENTRY: usize = usize::MAX;
 ///
 /// Every entry maps the page index of a virtual address to `pfn << 3 | exclusive << 2 |
 /// private << 1 | writable` for a page that the CPU maps at that address with that permission
-/// (or, if `exclusive`, that is device-exclusive there), `private` telling a device-private
-/// page (of the mirror's owner) from one the CPU can address: an entry is inserted only from
-/// a validated [`range_fault`] result or device-exclusive conversion, and removed by every
-/// invalidation of its address (but the conversions the mirror asked for itself), both
-/// under the mirror lock.
+/// (or, if `exclusive`, that is device-exclusive there; or that a migration to the mirror's
+/// device holds locked and maps there when it ends), `private` telling a device-private page
+/// (of the mirror's owner) from one the CPU can address: an entry is inserted only from a
+/// validated [`range_fault`] result, a device-exclusive conversion or a migration checked by
+/// [`Mirror::migrate_to_device`], and removed by every invalidation of its address (but the
+/// conversions the mirror asked for itself), both under the mirror lock.
 pub struct DevicePageTable {
     xa: Pin<KBox<XArray<Value>>>,
 }
@@ -523,7 +703,7 @@ impl DevicePageTable {
         let entry = self.xa.load(addr >> PAGE_SHIFT)?.get();
         // SAFETY: By the type invariant the pfn is of a page the CPU maps, which has a
         // `struct page`.
-        let page = unsafe { bindings::pfn_to_page(entry >> 3) };
+        let page = unsafe { MemMap::get().pfn_to_page(entry >> 3) };
         // INVARIANT: The entry is present under the mirror lock, which `&self` borrows.
         Some(MirroredPage {
             // SAFETY: `pfn_to_page` of a page's pfn is not null.
@@ -600,8 +780,9 @@ const CLEAR_WITHOUT_SEARCH: usize = 16;
 ///
 /// # Invariants
 ///
-/// `page` is a page that the CPU maps at the mirrored address (writable if `writable`), and
-/// stays so for `'a`, the borrow of the locked [`DevicePageTable`]; it is a device-private
+/// `page` is a page that the CPU maps at the mirrored address (writable if `writable`), or
+/// that a migration holds locked and maps there when it ends, and stays so for `'a`, the borrow
+/// of the locked [`DevicePageTable`]; it is a device-private
 /// page of the mirror's owner if `private`, else a page the CPU can address.
 pub struct MirroredPage<'a> {
     page: NonNull<bindings::page>,

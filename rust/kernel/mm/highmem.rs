@@ -170,12 +170,14 @@ impl<'a> CpuPage<'a> {
     }
 
     /// Copies the whole of `src` into this page (`copy_highpage`).
+    #[inline]
     pub fn copy_from(&self, src: &CpuPage<'_>) {
         // SAFETY: Both pages are valid and CPU-addressable (type invariant).
         unsafe { bindings::copy_highpage(self.as_raw(), src.as_raw()) };
     }
 
     /// Fills the page with zeroes (`clear_highpage`).
+    #[inline]
     pub fn zero(&self) {
         // SAFETY: The page is valid and CPU-addressable (type invariant).
         unsafe { bindings::clear_highpage(self.as_raw()) };

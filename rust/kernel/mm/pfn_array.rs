@@ -56,7 +56,7 @@ impl PfnArray {
     }
 
     /// The entries.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn as_slice(&self) -> &[usize] {
         match self {
             // SAFETY: The first `len` entries are initialised, within the array (type
@@ -69,7 +69,7 @@ impl PfnArray {
     }
 
     /// The entries, for writing.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn as_mut_slice(&mut self) -> &mut [usize] {
         match self {
             // SAFETY: As in `as_slice`; the slice borrows the array mutably.

@@ -24,6 +24,8 @@ REPS=$(sed -n 's/.*rust_hmm.bench=\([0-9]*\).*/\1/p' /proc/cmdline)
 # To study a few cells: rust_hmm.bench_ops=read,write rust_hmm.bench_pages=64,128.
 OPS=$(sed -n 's/.*rust_hmm.bench_ops=\([^ ]*\).*/\1/p' /proc/cmdline)
 PAGES=$(sed -n 's/.*rust_hmm.bench_pages=\([^ ]*\).*/\1/p' /proc/cmdline)
+# To profile one module from the host (perf on QEMU): rust_hmm.bench_series=rust.
+SERIES=$(sed -n 's/.*rust_hmm.bench_series=\([^ ]*\).*/\1/p' /proc/cmdline)
 CLOCK=/sys/devices/system/clocksource/clocksource0/current_clocksource
 
 # The kernel switches from tsc-early to tsc a second or two into the boot. Under TCG its
@@ -59,7 +61,8 @@ if [ -n "$PROFILE" ]; then
 			say "@@@ INSN $s"
 			grep "\[$mod\]" /proc/kallsyms >$OUT
 			sync
-			/bin/dmirror-bench $s 1 /dev/hmm_dmirror0 - ${OPS:-all} $PAGES >$OUT 2>&1
+			RUST_HMM_BENCH_GATE=1 /bin/dmirror-bench $s 1 /dev/hmm_dmirror0 - ${OPS:-all} \
+				$PAGES >$OUT 2>&1
 			sync
 			rmmod $mod
 			continue
@@ -117,6 +120,7 @@ while [ $rep -le "$REPS" ]; do
 			# Fault-back also runs the Rust device with its fault-around (FA_ORDER).
 			series="c rust c2"
 			[ $op = fault_back ] && [ $minor = 0 ] && series="c rust c2 rust-fa"
+			[ -z "$SERIES" ] || series=$(echo "$SERIES" | tr , ' ')
 			order=$(rotate $turn $series)
 			turn=$((turn + 1))
 			if [ $minor = 0 ]; then

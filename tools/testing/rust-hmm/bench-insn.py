@@ -42,19 +42,40 @@ def main():
         syms = sorted(kernel + modules[s])
         addrs = [a for a, _ in syms]
         per = collections.Counter()
+        calls = collections.Counter()
+        blocks = 0
         for line in open(path):
             vaddr, insns, count = line.split()
-            i = bisect.bisect_right(addrs, int(vaddr, 16)) - 1
-            name = syms[i][1] if i >= 0 else "?"
-            per[demangle(name)] += int(insns) * int(count)
+            addr = int(vaddr, 16)
+            i = bisect.bisect_right(addrs, addr) - 1
+            name = demangle(syms[i][1]) if i >= 0 else "?"
+            per[name] += int(insns) * int(count)
+            blocks += int(count)
+            # A block at a function's first byte runs once per call (or tail call).
+            if i >= 0 and addrs[i] == addr:
+                calls[name] += int(count)
         pages, iters, _ = cells[s]
-        return {k: v / pages / iters for k, v in per.items()}
+        n = pages * iters
+        return ({k: v / n for k, v in per.items()}, {k: v / n for k, v in calls.items()},
+                blocks / n)
 
-    c = load(counts_c, "c")
-    r = load(counts_rust, "rust")
+    c, c_calls, c_blocks = load(counts_c, "c")
+    r, r_calls, r_blocks = load(counts_rust, "rust")
     print(f"instructions per page and iteration, {cells['c'][2]} pages "
           f"(iterations: C {cells['c'][1]}, Rust {cells['rust'][1]})")
-    print(f"total: C {sum(c.values()):.0f}  Rust {sum(r.values()):.0f}")
+    print(f"total: C {sum(c.values()):.0f}  Rust {sum(r.values()):.0f}; translation blocks "
+          f"run: C {c_blocks:.0f}  Rust {r_blocks:.0f}; function calls: "
+          f"C {sum(c_calls.values()):.1f}  Rust {sum(r_calls.values()):.1f}")
+    # Under TCG a call, and above all its return (an indirect jump: a lookup of the next
+    # block), costs more than the instructions say.
+    print("calls per page and iteration, the largest differences:")
+    cdiff = sorted(set(c_calls) | set(r_calls),
+                   key=lambda k: -abs(r_calls.get(k, 0) - c_calls.get(k, 0)))
+    for k in cdiff[:rows // 2]:
+        d = r_calls.get(k, 0) - c_calls.get(k, 0)
+        if abs(d) >= 0.05:
+            print(f"{d:9.2f} {c_calls.get(k, 0):9.2f} {r_calls.get(k, 0):9.2f}  {k}")
+    print("instructions per page and iteration, the largest differences:")
     print(f"{'Rust-C':>9} {'C':>9} {'Rust':>9}  function")
     diff = sorted(set(c) | set(r), key=lambda k: -abs(r.get(k, 0) - c.get(k, 0)))
     for k in diff[:rows]:

@@ -16,6 +16,8 @@
 # minor 0, RUST_HMM_BENCH_PROFILE=graph the function graph of their last ioctls, and
 # RUST_HMM_BENCH_PROFILE=insn (one operation and one size) the instructions each function
 # executes per page, Rust functions included, C module against Rust module (bench-insn.py).
+# RUST_HMM_BENCH_SERIES=rust (or c) runs one module only, to profile QEMU from the host
+# (perf record -p on its pid): where TCG spends the time, which instruction counts miss.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -49,6 +51,7 @@ extra=
 [ -z "${RUST_HMM_BENCH_OPS:-}" ] || extra="rust_hmm.bench_ops=$RUST_HMM_BENCH_OPS"
 [ -z "${RUST_HMM_BENCH_PAGES:-}" ] || extra="$extra rust_hmm.bench_pages=$RUST_HMM_BENCH_PAGES"
 [ -z "${RUST_HMM_BENCH_PROFILE:-}" ] || extra="$extra rust_hmm.bench_profile=$RUST_HMM_BENCH_PROFILE"
+[ -z "${RUST_HMM_BENCH_SERIES:-}" ] || extra="$extra rust_hmm.bench_series=$RUST_HMM_BENCH_SERIES"
 # RUST_HMM_BENCH_ICOUNT=1: QEMU counts instructions and the guest's clock follows the count
 # (1 ns per instruction), so that a timing measures the work of the guest code, the same
 # from run to run whatever the host is doing, rather than the time it took under TCG.
@@ -58,9 +61,11 @@ icount=
 # counted by a QEMU plugin (qemu-insn-plugin.c) in one window per module (bench-init.sh).
 if [ "${RUST_HMM_BENCH_PROFILE:-}" = insn ]; then
 	gcc -Wall -O2 -shared -fPIC -o "$BUILD/qemu-insn-plugin.so" "$HERE/qemu-insn-plugin.c"
-	marker=$(awk '$3 == "__x64_sys_sync" { print $1 }' "$KSRC/System.map")
+	sym() { awk -v s="$1" '$3 == s { print $1 }' "$KSRC/System.map"; }
 	rm -f "$LOGS"/insn.*
-	icount="-icount shift=0,sleep=off -plugin $BUILD/qemu-insn-plugin.so,marker=$marker,out=$LOGS/insn"
+	# Only the timed operations count: dmirror-bench calls getpid and getppid around them.
+	gate="start=$(sym __x64_sys_getpid),stop=$(sym __x64_sys_getppid)"
+	icount="-icount shift=0,sleep=off -plugin $BUILD/qemu-insn-plugin.so,marker=$(sym __x64_sys_sync),$gate,out=$LOGS/insn"
 fi
 start=$(date +%s)
 for boot in 1 2 3; do

@@ -8,6 +8,10 @@
  * compares the C module's window with the Rust module's: instructions per page, per
  * function, Rust functions included (ftrace sees C functions only).
  *
+ * With start=ADDR and stop=ADDR (__x64_sys_getpid and __x64_sys_getppid, which dmirror-bench
+ * calls around its timed part when RUST_HMM_BENCH_GATE is set), only the blocks run between
+ * a start and the next stop are counted: the timed operations, without their setup.
+ *
  * Debian packages QEMU without qemu-plugin.h: the few declarations of the plugin API
  * (version 1, QEMU 7.2 and later) that this uses are written out below.
  */
@@ -46,7 +50,9 @@ struct block {
 #define BUCKETS (1 << 20)
 static struct block *table[BUCKETS];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static uint64_t marker;
+static uint64_t marker, start, stop;
+/* Whether blocks are counted: always, unless start= was given. */
+static int counting = 1;
 static const char *prefix = "insn";
 static int dumps;
 
@@ -90,6 +96,19 @@ static void dump(unsigned int vcpu, void *userdata)
 		fclose(f);
 }
 
+/* Gated counting: a call per block run (the inline add cannot be switched off). */
+static void count(unsigned int vcpu, void *userdata)
+{
+	struct block *b = userdata;
+
+	if (b->vaddr == start)
+		counting = 1;
+	else if (b->vaddr == stop)
+		counting = 0;
+	if (counting)
+		b->count++;
+}
+
 static void translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 {
 	uint64_t vaddr = qemu_plugin_tb_vaddr(tb);
@@ -98,7 +117,11 @@ static void translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 	pthread_mutex_lock(&lock);
 	b = block(vaddr, qemu_plugin_tb_n_insns(tb));
 	pthread_mutex_unlock(&lock);
-	qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64, &b->count, 1);
+	if (start)
+		qemu_plugin_register_vcpu_tb_exec_cb(tb, count, QEMU_PLUGIN_CB_NO_REGS, b);
+	else
+		qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64,
+							 &b->count, 1);
 	if (vaddr == marker)
 		qemu_plugin_register_vcpu_tb_exec_cb(tb, dump, QEMU_PLUGIN_CB_NO_REGS, NULL);
 }
@@ -110,11 +133,16 @@ int qemu_plugin_install(qemu_plugin_id_t id, const struct qemu_info_t *info, int
 	for (int i = 0; i < argc; i++) {
 		if (!strncmp(argv[i], "marker=", 7))
 			marker = strtoull(argv[i] + 7, NULL, 16);
+		else if (!strncmp(argv[i], "start=", 6))
+			start = strtoull(argv[i] + 6, NULL, 16);
+		else if (!strncmp(argv[i], "stop=", 5))
+			stop = strtoull(argv[i] + 5, NULL, 16);
 		else if (!strncmp(argv[i], "out=", 4))
 			prefix = strdup(argv[i] + 4);
 	}
-	if (!marker)
+	if (!marker || !start != !stop)
 		return -1;
+	counting = !start;
 	qemu_plugin_register_vcpu_tb_trans_cb(id, translate);
 	return 0;
 }

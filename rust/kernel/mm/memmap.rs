@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The memory map: the `struct page` of a page frame number, and the zone of a page.
+//!
+//! C inlines `pfn_to_page`, `page_to_pfn` and `page_zonenum`; Rust reaches them through helper
+//! calls, one per page in a loop over a range. With `CONFIG_SPARSEMEM_VMEMMAP` (x86-64, arm64,
+//! riscv, powerpc, s390 and the distributions' configurations) the memory map is one virtual
+//! array, `vmemmap`, and both translations are pointer arithmetic: a [`MemMap`] reads the
+//! array's base once (one call) and translates every page of a loop inline. Without it, a
+//! [`MemMap`] makes the helper calls.
+//!
+//! C header: [`include/asm-generic/memory_model.h`](srctree/include/asm-generic/memory_model.h)
+
+use crate::bindings;
+
+// `page_to_pfn` divides by the size of a `struct page`: bindgen's must be C's.
+crate::layout::assert_c_layout!(page {
+    size: RUST_LAYOUT_page_SIZE,
+    align: RUST_LAYOUT_page_ALIGN,
+    flags: RUST_LAYOUT_page_flags,
+});
+
+/// The shift of a page's zone in its flags (`ZONES_PGSHIFT`).
+const ZONES_PGSHIFT: u32 = bindings::ZONES_PGSHIFT as u32;
+
+/// The mask of a page's zone once shifted (`ZONES_MASK`).
+const ZONES_MASK: usize = bindings::ZONES_MASK as usize;
+
+/// Translates between page frame numbers and `struct page`s, inline where the map allows.
+#[derive(Clone, Copy)]
+pub(crate) struct MemMap {
+    /// `vmemmap`, the `struct page` of pfn 0.
+    #[cfg(CONFIG_SPARSEMEM_VMEMMAP)]
+    base: *mut bindings::page,
+}
+
+impl MemMap {
+    /// The memory map, for a loop over many pages.
+    ///
+    /// Its base is set at boot (`vmemmap`, a constant or `vmemmap_base` depending on the
+    /// architecture and configuration): asked of C once, then kept.
+    #[inline]
+    pub(crate) fn get() -> Self {
+        #[cfg(CONFIG_SPARSEMEM_VMEMMAP)]
+        {
+            use core::sync::atomic::{AtomicPtr, Ordering};
+
+            /// `vmemmap` once read; null before (the memory map is never at address zero).
+            static BASE: AtomicPtr<bindings::page> = AtomicPtr::new(core::ptr::null_mut());
+
+            let mut base = BASE.load(Ordering::Relaxed);
+            if base.is_null() {
+                // SAFETY: With `CONFIG_SPARSEMEM_VMEMMAP`, `pfn_to_page(pfn)` is
+                // `vmemmap + pfn`: arithmetic, which dereferences nothing, whatever the pfn.
+                base = unsafe { bindings::pfn_to_page(0) };
+                BASE.store(base, Ordering::Relaxed);
+            }
+            Self { base }
+        }
+        #[cfg(not(CONFIG_SPARSEMEM_VMEMMAP))]
+        Self {}
+    }
+
+    /// The `struct page` of `pfn` (`pfn_to_page`).
+    ///
+    /// # Safety
+    ///
+    /// `pfn` has a `struct page` (it is in the memory map).
+    #[inline]
+    pub(crate) unsafe fn pfn_to_page(self, pfn: usize) -> *mut bindings::page {
+        #[cfg(CONFIG_SPARSEMEM_VMEMMAP)]
+        {
+            // `vmemmap + pfn`, as `__pfn_to_page` computes it.
+            self.base.wrapping_add(pfn)
+        }
+        #[cfg(not(CONFIG_SPARSEMEM_VMEMMAP))]
+        {
+            // SAFETY: The caller guarantees that `pfn` has a `struct page`.
+            unsafe { bindings::pfn_to_page(pfn) }
+        }
+    }
+
+    /// The page frame number of `page` (`page_to_pfn`).
+    ///
+    /// # Safety
+    ///
+    /// `page` is a `struct page` of the memory map.
+    #[inline]
+    pub(crate) unsafe fn page_to_pfn(self, page: *const bindings::page) -> usize {
+        #[cfg(CONFIG_SPARSEMEM_VMEMMAP)]
+        {
+            // `page - vmemmap`, as `__page_to_pfn` computes it; a page of the map is at or
+            // above its base, a whole number of `struct page`s away.
+            (page as usize).wrapping_sub(self.base as usize)
+                / core::mem::size_of::<bindings::page>()
+        }
+        #[cfg(not(CONFIG_SPARSEMEM_VMEMMAP))]
+        {
+            // SAFETY: The caller guarantees that `page` is a page of the memory map.
+            unsafe { bindings::page_to_pfn(page) }
+        }
+    }
+}
+
+/// Whether `page` is in `ZONE_DEVICE` (`is_zone_device_page`), inline.
+///
+/// # Safety
+///
+/// `page` is a valid `struct page`.
+#[inline]
+pub(crate) unsafe fn is_zone_device_page(page: *const bindings::page) -> bool {
+    #[cfg(CONFIG_ZONE_DEVICE)]
+    {
+        // SAFETY: The page is valid (the caller's guarantee). Its zone bits never change once
+        // the page is in the map; other flags do, by atomic operations: read the word once,
+        // as `READ_ONCE` does.
+        let flags = unsafe { core::ptr::read_volatile(&raw const (*page).flags) } as usize;
+        (flags >> ZONES_PGSHIFT) & ZONES_MASK == bindings::zone_type_ZONE_DEVICE as usize
+    }
+    #[cfg(not(CONFIG_ZONE_DEVICE))]
+    {
+        let _ = page;
+        false
+    }
+}
+
+/// The pagemap of a `ZONE_DEVICE` page (`page->pgmap`), inline.
+///
+/// # Safety
+///
+/// `page` is a valid `ZONE_DEVICE` page.
+#[inline]
+pub(crate) unsafe fn page_pgmap(page: *const bindings::page) -> *mut bindings::dev_pagemap {
+    // SAFETY: A `ZONE_DEVICE` page's `pgmap` (at the offset C computes) is set before the page
+    // is in the map and never changes (the caller's guarantee that it is one).
+    unsafe {
+        page.cast::<u8>()
+            .add(bindings::RUST_LAYOUT_page_pgmap)
+            .cast::<*mut bindings::dev_pagemap>()
+            .read()
+    }
+}
+
+/// The driver's data of a `ZONE_DEVICE` page (`page->zone_device_data`), inline.
+///
+/// # Safety
+///
+/// `page` is a valid `ZONE_DEVICE` page, whose data nobody sets meanwhile.
+#[inline]
+pub(crate) unsafe fn zone_device_data(page: *const bindings::page) -> *mut crate::ffi::c_void {
+    // SAFETY: The field is at the offset C computes; the caller guarantees the rest.
+    unsafe {
+        page.cast::<u8>()
+            .add(bindings::RUST_LAYOUT_page_zone_device_data)
+            .cast::<*mut crate::ffi::c_void>()
+            .read()
+    }
+}
+
+/// Sets the driver's data of a `ZONE_DEVICE` page (`page->zone_device_data = data`), inline.
+///
+/// # Safety
+///
+/// `page` is a valid `ZONE_DEVICE` page, whose data nobody reads or sets meanwhile.
+#[inline]
+pub(crate) unsafe fn set_zone_device_data(
+    page: *mut bindings::page,
+    data: *mut crate::ffi::c_void,
+) {
+    // SAFETY: The field is at the offset C computes; the caller guarantees the rest.
+    unsafe {
+        page.cast::<u8>()
+            .add(bindings::RUST_LAYOUT_page_zone_device_data)
+            .cast::<*mut crate::ffi::c_void>()
+            .write(data)
+    }
+}
+
+/// The type of the memory of `page`, if it is a `ZONE_DEVICE` page, inline.
+///
+/// # Safety
+///
+/// `page` is a valid `struct page`.
+#[inline]
+unsafe fn zone_device_type(page: *const bindings::page) -> Option<bindings::memory_type> {
+    // SAFETY: The page is valid (the caller's guarantee); a `ZONE_DEVICE` page has a pagemap,
+    // alive while the page is in the map, whose type never changes.
+    unsafe { is_zone_device_page(page).then(|| (*page_pgmap(page)).type_) }
+}
+
+/// Whether `page` is device-private memory (`is_device_private_page`), inline.
+///
+/// # Safety
+///
+/// `page` is a valid `struct page`.
+#[inline]
+pub(crate) unsafe fn is_device_private_page(page: *const bindings::page) -> bool {
+    cfg!(CONFIG_DEVICE_PRIVATE)
+        // SAFETY: The caller guarantees that the page is valid.
+        && unsafe { zone_device_type(page) }
+            == Some(bindings::memory_type_MEMORY_DEVICE_PRIVATE)
+}
+
+/// Whether `page` is device-coherent memory (`is_device_coherent_page`), inline.
+///
+/// # Safety
+///
+/// `page` is a valid `struct page`.
+#[inline]
+pub(crate) unsafe fn is_device_coherent_page(page: *const bindings::page) -> bool {
+    // SAFETY: The caller guarantees that the page is valid.
+    let kind = unsafe { zone_device_type(page) };
+    kind == Some(bindings::memory_type_MEMORY_DEVICE_COHERENT)
+}
