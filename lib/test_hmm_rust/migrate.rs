@@ -35,9 +35,13 @@ impl Dmirror {
             let mmap = mm.mmap_read_lock_killable()?;
             let mut addr = range.start;
             while addr < range.end {
-                cond_resched();
-                if fatal_signal_pending() {
-                    return Err(EINTR);
+                // The range is sized by the user: between batches, let others run, and stop
+                // if the task is being killed.
+                if addr != range.start {
+                    cond_resched();
+                    if fatal_signal_pending() {
+                        return Err(EINTR);
+                    }
                 }
                 let vma = mmap.vma_lookup(addr).ok_or(EINVAL)?;
                 if vma.flags() & flags::READ == 0 {

@@ -459,17 +459,22 @@ fn fault_loop<T: IntervalNotifierOps, R>(
 ) -> Result<R> {
     let mut pfns = PfnArray::new();
     pfns.reset(range.npages())?;
-    let timeout = jiffies().wrapping_add(msecs_to_jiffies(RANGE_DEFAULT_TIMEOUT_MS));
+    let started = jiffies();
+    let mut first = true;
     loop {
         // Invalidations may keep the read busy: let them run, unless the task is dying.
         if fatal_signal_pending() {
             return Err(EINTR);
         }
         cond_resched();
-        // `time_after(jiffies, timeout)`.
-        if (timeout.wrapping_sub(jiffies()) as isize) < 0 {
-            return Err(EBUSY);
+        // `time_after(jiffies, started + timeout)`, converted only when it is needed.
+        if !first {
+            let timeout = started.wrapping_add(msecs_to_jiffies(RANGE_DEFAULT_TIMEOUT_MS));
+            if (timeout.wrapping_sub(jiffies()) as isize) < 0 {
+                return Err(EBUSY);
+            }
         }
+        first = false;
         let seq = notifier.read_begin();
         match fault(range, pfns.as_mut_slice(), seq.raw()) {
             Err(e) if e == EBUSY => continue,

@@ -241,6 +241,7 @@ impl MmWithUser {
 /// # Safety
 ///
 /// The caller holds the mmap lock of `mm` (for reading or writing) for the lifetime `'a`.
+#[inline]
 unsafe fn vma_lookup<'a>(mm: &MmWithUser, addr: usize) -> Option<&'a virt::VmaRef> {
     // SAFETY: The caller holds the mmap lock of `mm`, which `vma_lookup` needs.
     let vma = unsafe { bindings::vma_lookup(mm.as_raw(), addr) };

@@ -149,6 +149,23 @@ impl XArray<Value> {
         // SAFETY: Present entries came from `Value::into_foreign` (type invariant).
         Some(unsafe { Value::from_foreign(ptr) })
     }
+
+    /// Removes the integer at `index`, if any (`xa_erase`: the spinlock is taken for this
+    /// removal alone, one call where [`XArray::lock`] and [`Guard::remove`] make three).
+    ///
+    /// Takes the XArray mutably, so that no [`Guard`] of it is held: the spinlock would be
+    /// taken twice.
+    #[inline]
+    pub fn erase(self: Pin<&mut Self>, index: usize) -> Option<Value> {
+        // SAFETY: The XArray is initialised (type invariant); `xa_erase` takes the spinlock,
+        // which nobody holds through `self` (borrowed mutably).
+        let ptr = unsafe { bindings::xa_erase(self.xa.get(), index) };
+        if ptr.is_null() {
+            return None;
+        }
+        // SAFETY: Present entries came from `Value::into_foreign` (type invariant).
+        Some(unsafe { Value::from_foreign(ptr) })
+    }
 }
 
 /// The error of a failed [`Guard::store`]: the errno, and the value, handed back.

@@ -747,6 +747,11 @@ impl DevicePageTable {
             return;
         }
         let (first, last) = (start >> PAGE_SHIFT, (end - 1) >> PAGE_SHIFT);
+        // One page (a CPU fault migrating it back): one call.
+        if first == last {
+            self.xa.as_mut().erase(first);
+            return;
+        }
         let mut guard = self.xa.lock();
         // A few pages (a CPU fault migrating one back, an munmap of a page): removing each
         // costs less than searching for what is there.
