@@ -302,8 +302,8 @@ impl<T: MirrorOps + 'static> Mirror<T> {
     /// the migration, as [`Self::fault_locked`] with [`Request::Snapshot`] would.
     ///
     /// Returns what `fill` returned and what moved. Fails with `EINVAL` for a mirror without an
-    /// owner, another address space or a range outside the mirror, as `migrate_vma` does, and
-    /// as the read of the CPU page tables does.
+    /// owner, a lock or VMA of another address space or a range outside the mirror, as
+    /// `migrate_vma` does, and as the read of the CPU page tables does.
     ///
     /// [`Select::SYSTEM`]: crate::migrate::Select::SYSTEM
     /// [`Request::Snapshot`]: super::Request::Snapshot
@@ -354,6 +354,10 @@ impl<T: MirrorOps + 'static> Mirror<T> {
     ///         let mirror = KBox::pin_init(mirror, GFP_KERNEL)?;
     ///         let mmap = mm.mmap_read_lock();
     ///         let vma = mmap.vma_lookup(addr).ok_or(EFAULT)?;
+    ///         // Beyond the mirrored range: refused before anything moves.
+    ///         let end = addr + 3 * PAGE_SIZE;
+    ///         let beyond = mirror.migrate_to_device(&mmap, vma, addr, end, |_| ());
+    ///         assert!(matches!(beyond, Err(e) if e == EINVAL));
     ///         let (filled, moved) =
     ///             mirror.migrate_to_device(&mmap, vma, addr, addr + 2 * PAGE_SIZE, |m| {
     ///                 for entry in m.entries() {
@@ -392,7 +396,11 @@ impl<T: MirrorOps + 'static> Mirror<T> {
         fill: impl FnOnce(&mut crate::migrate::MigrateVma<'_>) -> R,
     ) -> Result<(R, crate::migrate::Migrated)> {
         let owner = self.owner.as_deref().ok_or(EINVAL)?;
-        if !core::ptr::eq(mmap.mm().as_raw(), self.notifier.mm().as_raw())
+        let mm = self.notifier.mm().as_raw();
+        // `vma` must be of the mirrored address space too: a VMA of another one, whose lock
+        // the caller also holds, would put that process's pages in this table.
+        if !core::ptr::eq(mmap.mm().as_raw(), mm)
+            || !core::ptr::eq(vma.mm().as_raw(), mm)
             || !self.notifier.covers(start, end)
         {
             return Err(EINVAL);
@@ -742,6 +750,7 @@ impl DevicePageTable {
     }
 
     /// Removes the entries of `[start, end)`; walks only the entries that exist.
+    #[inline]
     fn clear(&mut self, start: usize, end: usize) {
         if end <= start {
             return;
@@ -752,6 +761,11 @@ impl DevicePageTable {
             self.xa.as_mut().erase(first);
             return;
         }
+        self.clear_pages(first, last);
+    }
+
+    /// Removes the entries of the page indices `first..=last`.
+    fn clear_pages(&mut self, first: usize, last: usize) {
         let mut guard = self.xa.lock();
         // A few pages (a CPU fault migrating one back, an munmap of a page): removing each
         // costs less than searching for what is there.
