@@ -34,6 +34,13 @@ pub(crate) struct MemMap {
     base: *mut bindings::page,
 }
 
+// SAFETY: A `MemMap` is the address of the memory map, the same for every thread; it
+// dereferences nothing itself.
+unsafe impl Send for MemMap {}
+
+// SAFETY: As above.
+unsafe impl Sync for MemMap {}
+
 impl MemMap {
     /// The memory map, for a loop over many pages.
     ///
