@@ -434,6 +434,13 @@ impl<'a> Moved<'a> {
     }
 }
 
+/// Hands the C side fresh pointers to the arrays, after Rust code borrowed them anew.
+#[inline(always)]
+fn repoint(args: &mut bindings::migrate_vma, src: &mut PfnArray, dst: &mut PfnArray) {
+    args.src = src.as_mut_slice().as_mut_ptr();
+    args.dst = dst.as_mut_slice().as_mut_ptr();
+}
+
 /// [`migrate_vma`], with `then` called after `migrate_vma_pages` and before
 /// `migrate_vma_finalize`, where the migration still holds every page it moves.
 pub(crate) fn migrate_vma_then<R, M>(
@@ -475,15 +482,14 @@ pub(crate) fn migrate_vma_then<R, M>(
     // is borrowed from a guard); both arrays have one entry per page.
     to_result(unsafe { bindings::migrate_vma_setup(&mut args) })?;
     let collected = args.cpages;
+    let memmap = MemMap::get();
     let ret = fill(&mut MigrateVma {
         start,
         src: src.as_slice(),
         dst: dst.as_mut_slice(),
-        memmap: MemMap::get(),
+        memmap,
     });
-    // The closure borrowed the arrays anew: hand the C side fresh pointers.
-    args.src = src.as_mut_slice().as_mut_ptr();
-    args.dst = dst.as_mut_slice().as_mut_ptr();
+    repoint(&mut args, &mut src, &mut dst);
     // SAFETY: Setup succeeded and the destinations are locked pages with a reference each, or
     // zero; the arrays and the mmap lock are still there.
     unsafe { bindings::migrate_vma_pages(&mut args) };
@@ -497,11 +503,9 @@ pub(crate) fn migrate_vma_then<R, M>(
         start,
         src: src.as_slice(),
         dst: dst.as_slice(),
-        memmap: MemMap::get(),
+        memmap,
     });
-    // The closure borrowed the arrays anew: hand the C side fresh pointers.
-    args.src = src.as_mut_slice().as_mut_ptr();
-    args.dst = dst.as_mut_slice().as_mut_ptr();
+    repoint(&mut args, &mut src, &mut dst);
     // SAFETY: As above; this ends the migration, and releases every page it holds.
     unsafe { bindings::migrate_vma_finalize(&mut args) };
     Ok((ret, then, Migrated { collected, pages }))
