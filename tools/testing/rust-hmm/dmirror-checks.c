@@ -187,6 +187,50 @@ out:
 }
 
 /*
+ * MIGRATE_TO_DEV of a range whose first half is on the device already: only the second half
+ * moves, and the data read back through the device is the whole range's. (The Rust device
+ * maps pages from the migration only when all of them moved; here it maps from the page
+ * tables.)
+ */
+static void check_migrate_half(int fd, long page)
+{
+	unsigned long n = 16, len = n * page;
+	struct hmm_dmirror_cmd cmd;
+	unsigned char *mem, *buf, *want;
+	int ret;
+
+	mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	buf = malloc(len);
+	want = malloc(len);
+	if (mem == MAP_FAILED || !buf || !want) {
+		check(0, "MIGRATE_TO_DEV of a range half on the device gives the whole range's data");
+		check(0, "MIGRATE_TO_SYS then moves the whole range back");
+		goto out;
+	}
+	fill(mem, len, 3);
+	memcpy(want, mem, len);
+	memset(&cmd, 0, sizeof(cmd));
+	cmd.addr = (uintptr_t)mem;
+	cmd.ptr = (uintptr_t)buf;
+	cmd.npages = n / 2;
+	ret = dmirror_ioctl(fd, HMM_DMIRROR_MIGRATE_TO_DEV, &cmd);
+	cmd.npages = n;
+	memset(buf, 0, len);
+	ret = ret || dmirror_ioctl(fd, HMM_DMIRROR_MIGRATE_TO_DEV, &cmd);
+	check(!ret && cmd.cpages == n && !memcmp(buf, want, len),
+	      "MIGRATE_TO_DEV of a range half on the device gives the whole range's data");
+	ret = dmirror_ioctl(fd, HMM_DMIRROR_MIGRATE_TO_SYS, &cmd);
+	check(!ret && cmd.cpages == n && !memcmp(mem, want, len),
+	      "MIGRATE_TO_SYS then moves the whole range back");
+	dmirror_ioctl(fd, HMM_DMIRROR_RELEASE, &cmd);
+out:
+	if (mem != MAP_FAILED)
+		munmap(mem, len);
+	free(buf);
+	free(want);
+}
+
+/*
  * C's CHECK_EXCLUSIVE looks up every page of the user's range with no reschedule or signal
  * check: npages = 2^48 pins a CPU for good. The Rust device walks what its table holds.
  * Rust only; the bound is a hang guard, not a timing.
@@ -485,6 +529,7 @@ int main(int argc, char **argv)
 	check_large(fd, page);
 	check_signals(fd, page);
 	check_device_pages(argv[1], fd, page, rust);
+	check_migrate_half(fd, page);
 	check_exclusive_huge(fd, page, rust);
 
 	check(close(fd) == 0, "close");
