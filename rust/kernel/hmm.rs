@@ -27,7 +27,7 @@ use crate::{
     error::{to_result, Result},
     ffi::{c_ulong, c_void},
     mm::{
-        memmap::{is_zone_device_page, MemMap},
+        memmap::{is_zone_device_page, page_pgmap, MemMap},
         pfn_array::PfnArray,
         MmWithUser, MmapReadGuard,
     },
@@ -324,16 +324,13 @@ impl<'a> HmmPfn<'a> {
             });
         }
         let page = self.page()?;
-        // SAFETY: `page` is valid while the result is (see `page`).
-        let kind = unsafe {
-            if crate::mm::memmap::is_device_private_page(page) {
-                PageKind::DevicePrivate
-            } else if crate::mm::memmap::is_device_coherent_page(page) {
-                PageKind::DeviceCoherent
-            } else {
-                // Other ZONE_DEVICE memory (DAX, P2P) is addressed as system memory is.
-                PageKind::System
-            }
+        // A `ZONE_DEVICE` page (tested above): the type of its pagemap tells the rest.
+        // SAFETY: `page` is valid while the result is (see `page`), and has a pagemap.
+        let kind = match unsafe { (*page_pgmap(page)).type_ } {
+            bindings::memory_type_MEMORY_DEVICE_PRIVATE => PageKind::DevicePrivate,
+            bindings::memory_type_MEMORY_DEVICE_COHERENT => PageKind::DeviceCoherent,
+            // Other ZONE_DEVICE memory (DAX, P2P) is addressed as system memory is.
+            _ => PageKind::System,
         };
         Some(kind)
     }

@@ -577,10 +577,12 @@ impl<'a> DevicePageRef<'a> {
     #[inline]
     pub(crate) unsafe fn from_raw(page: *mut bindings::page) -> Option<Self> {
         // SAFETY: The caller guarantees the page is valid.
-        let device = unsafe {
-            memmap::is_zone_device_page(page)
-                && (memmap::is_device_private_page(page) || memmap::is_device_coherent_page(page))
-        };
+        let kind = unsafe { memmap::zone_device_type(page) };
+        let device = matches!(
+            kind,
+            Some(bindings::memory_type_MEMORY_DEVICE_PRIVATE)
+                | Some(bindings::memory_type_MEMORY_DEVICE_COHERENT)
+        );
         // INVARIANT: Checked just above; the caller guarantees the rest.
         device.then(|| Self {
             // SAFETY: A valid page is not null.

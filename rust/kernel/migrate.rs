@@ -396,7 +396,6 @@ pub fn migrate_vma<R>(
 /// The pages of a [`migrate_vma_then`] after `migrate_vma_pages`, before `migrate_vma_finalize`:
 /// what moves is known, and every page involved is still locked by the migration.
 pub(crate) struct Moved<'a> {
-    start: usize,
     src: &'a [usize],
     dst: &'a [usize],
     memmap: MemMap,
@@ -411,26 +410,24 @@ impl<'a> Moved<'a> {
             .all(|(&s, &d)| s & PFN_MIGRATE != 0 && d & PFN_VALID != 0)
     }
 
-    /// The device pages that the range's pages move to, with their address and whether the
-    /// CPU will map them writable (as their source was, or as the new entry says for an empty
-    /// one).
+    /// For each page of the range, in address order: the device page it moves to, if it
+    /// moves to one, and whether the CPU will map it writable (as its source was, or as the
+    /// new entry says for an empty one).
     pub(crate) fn device_pages(
         &self,
-    ) -> impl Iterator<Item = (usize, DevicePageRef<'a>, bool)> + '_ {
-        let (start, memmap) = (self.start, self.memmap);
-        self.src
-            .iter()
-            .zip(self.dst)
-            .enumerate()
-            .filter(|(_, (&s, _))| s & PFN_MIGRATE != 0)
-            .filter_map(move |(i, (&s, &d))| {
-                let page = entry_page(memmap, d)?;
-                // SAFETY: A destination of a migrating entry is a page locked and referenced
-                // by the migration until finalize, after `'a`.
-                let page = unsafe { DevicePageRef::from_raw(page.as_ptr()) }?;
-                let flags = if s & PFN_VALID != 0 { s } else { d };
-                Some((start + i * PAGE_SIZE, page, flags & PFN_WRITE != 0))
-            })
+    ) -> impl Iterator<Item = Option<(DevicePageRef<'a>, bool)>> + '_ {
+        let memmap = self.memmap;
+        self.src.iter().zip(self.dst).map(move |(&s, &d)| {
+            if s & PFN_MIGRATE == 0 {
+                return None;
+            }
+            let page = entry_page(memmap, d)?;
+            // SAFETY: A destination of a migrating entry is a page locked and referenced by
+            // the migration until finalize, after `'a`.
+            let page = unsafe { DevicePageRef::from_raw(page.as_ptr()) }?;
+            let flags = if s & PFN_VALID != 0 { s } else { d };
+            Some((page, flags & PFN_WRITE != 0))
+        })
     }
 }
 
@@ -500,7 +497,6 @@ pub(crate) fn migrate_vma_then<R, M>(
         }
     }
     let then = then(&Moved {
-        start,
         src: src.as_slice(),
         dst: dst.as_slice(),
         memmap,

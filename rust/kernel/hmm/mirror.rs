@@ -111,7 +111,7 @@ use crate::{
         MmapReadGuard,
     },
     mmu_notifier::{Event, IntervalNotifierOps, MmuIntervalNotifier, NotifierGuard, NotifierRange},
-    page::{PAGE_SHIFT, PAGE_SIZE},
+    page::PAGE_SHIFT,
     prelude::*,
     sync::Arc,
     xarray::{Value, XArray},
@@ -272,16 +272,19 @@ impl<T: MirrorOps + 'static> Mirror<T> {
                 // The pages are locked: a CPU access that would revoke them waits.
                 let mut state = seq.lock_if_unchanged()?;
                 let mut n = 0usize;
-                for (addr, page) in (start..end).step_by(PAGE_SIZE).zip(pages) {
-                    let Some(page) = page else {
-                        continue;
-                    };
-                    if let Err(e) = state.table.insert(addr, page.pfn(), false, false, true) {
-                        return Some(Err(e));
+                let entries = pages.iter().map(|page| match page {
+                    Some(page) => {
+                        n += 1;
+                        DevicePageTable::entry(page.pfn(), false, false, true).map(Value::get)
                     }
-                    n += 1;
-                }
-                Some(Ok(n))
+                    None => Ok(NO_ENTRY),
+                });
+                Some(
+                    state
+                        .table
+                        .store_each(start >> PAGE_SHIFT, entries)
+                        .map(|()| n),
+                )
             })?;
             if let Some(ret) = mapped {
                 return ret;
@@ -426,18 +429,17 @@ impl<T: MirrorOps + 'static> Mirror<T> {
                 }
                 // INVARIANT: Each page is locked by the migration, which maps it in the CPU
                 // page tables at finalize; no migration can take it before, and any other
-                // invalidation of the range clears these entries.
-                for (addr, page, writable) in moved.device_pages() {
-                    let private = page.memory_type() == crate::memremap::MemoryType::DevicePrivate;
-                    if state
-                        .table
-                        .insert(addr, page.pfn(), writable, private, false)
-                        .is_err()
-                    {
-                        return None;
+                // invalidation of the range clears these entries. A destination of another
+                // owner's memory (a careless `fill`) is not mapped, as the snapshot would not.
+                let entries = moved.device_pages().map(|page| match page {
+                    Some((page, writable)) if page.is_owned_by(owner) => {
+                        let private =
+                            page.memory_type() == crate::memremap::MemoryType::DevicePrivate;
+                        DevicePageTable::entry(page.pfn(), writable, private, false).map(Value::get)
                     }
-                }
-                Some(())
+                    _ => Ok(NO_ENTRY),
+                });
+                state.table.store_each(start >> PAGE_SHIFT, entries).ok()
             })?;
         if mapped.is_none() {
             let mut range = Range::new(start, end, super::Request::Snapshot, Some(owner))?;
@@ -596,44 +598,29 @@ impl<'a, T: MirrorOps> MirrorCommit<'a, T> {
         let table = &mut self.state.table;
         // The entries are made a block at a time with the mirror lock held (`pred` may
         // sleep), then stored with one hold of the table's spinlock rather than one per page.
-        // The block is on the stack: nothing may allocate with a sleeping allocation under
-        // the mirror lock, which reclaim takes.
-        let mut block = [NO_ENTRY; PFN_ARRAY_INLINE];
-        let (mut n, mut done) = (0, 0);
-        let mut ret = Ok(());
-        for (_, pfn) in self.range.iter() {
-            let entry = match (pfn.kind(), pfn.pfn()) {
-                (Some(kind), Some(page)) if pred(&pfn) => {
-                    let private = kind == PageKind::DevicePrivate;
-                    if write && !pfn.is_writable() {
-                        Err(EACCES)
-                    } else if private && !has_owner {
-                        // `hmm_range_fault` reports the device-private pages of the range's
-                        // owner only.
-                        Err(EFAULT)
-                    } else {
-                        DevicePageTable::entry(page, pfn.is_writable(), private, false)
-                            .map(Value::get)
+        table.store_each(
+            first,
+            self.range
+                .iter()
+                .map(|(_, pfn)| match (pfn.kind(), pfn.pfn()) {
+                    (Some(kind), Some(page)) if pred(&pfn) => {
+                        let private = kind == PageKind::DevicePrivate;
+                        if write && !pfn.is_writable() {
+                            Err(EACCES)
+                        } else if private && !has_owner {
+                            // `hmm_range_fault` reports the device-private pages of the range's
+                            // owner only.
+                            Err(EFAULT)
+                        } else {
+                            DevicePageTable::entry(page, pfn.is_writable(), private, false)
+                                .map(Value::get)
+                        }
                     }
-                }
-                (Some(_), Some(_)) => Ok(NO_ENTRY),
-                _ if skip_unmapped => Ok(NO_ENTRY),
-                _ => Err(EFAULT),
-            };
-            let (Ok(entry), Some(slot)) = (entry, block.get_mut(n)) else {
-                ret = entry.map(|_| ());
-                break;
-            };
-            *slot = entry;
-            n += 1;
-            if n == block.len() {
-                table.store_block(first + done, &block)?;
-                (n, done) = (0, done + n);
-            }
-        }
-        // The pages before a failing one are mapped.
-        table.store_block(first + done, block.get(..n).unwrap_or(&[]))?;
-        ret
+                    (Some(_), Some(_)) => Ok(NO_ENTRY),
+                    _ if skip_unmapped => Ok(NO_ENTRY),
+                    _ => Err(EFAULT),
+                }),
+        )
     }
 }
 
@@ -683,24 +670,38 @@ impl DevicePageTable {
         Ok(())
     }
 
+    /// Stores the entries that `entries` yields at the indices from `first` on (a
+    /// [`NO_ENTRY`] skips its index), a block of up to 64 per hold of the XArray's spinlock.
+    /// Stops at the first error, the entries before it stored.
+    ///
+    /// The block is on the stack: nothing may allocate with a sleeping allocation under the
+    /// mirror lock, which reclaim takes.
+    fn store_each(&mut self, first: usize, entries: impl Iterator<Item = Result<usize>>) -> Result {
+        let mut block = [NO_ENTRY; PFN_ARRAY_INLINE];
+        let (mut n, mut done) = (0, 0);
+        let mut ret = Ok(());
+        for entry in entries {
+            let (Ok(entry), Some(slot)) = (entry, block.get_mut(n)) else {
+                ret = entry.map(|_| ());
+                break;
+            };
+            *slot = entry;
+            n += 1;
+            if n == block.len() {
+                self.store_block(first + done, &block)?;
+                (n, done) = (0, done + n);
+            }
+        }
+        self.store_block(first + done, block.get(..n).unwrap_or(&[]))?;
+        ret
+    }
+
     /// The entry of a page: `pfn << 3 | exclusive << 2 | private << 1 | writable`.
     fn entry(pfn: usize, writable: bool, private: bool, exclusive: bool) -> Result<Value> {
         let flags = usize::from(exclusive) << 2 | usize::from(private) << 1 | usize::from(writable);
         pfn.checked_mul(8)
             .and_then(|e| Value::new(e | flags))
             .ok_or(EINVAL)
-    }
-
-    fn insert(
-        &mut self,
-        addr: usize,
-        pfn: usize,
-        writable: bool,
-        private: bool,
-        exclusive: bool,
-    ) -> Result {
-        let entry = Self::entry(pfn, writable, private, exclusive)?;
-        self.store_block(addr >> PAGE_SHIFT, &[entry.get()])
     }
 
     /// Returns the page mapped at `addr` in the device page table, if any.

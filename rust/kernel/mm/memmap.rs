@@ -189,7 +189,9 @@ pub(crate) unsafe fn set_zone_device_data(
 ///
 /// `page` is a valid `struct page`.
 #[inline]
-unsafe fn zone_device_type(page: *const bindings::page) -> Option<bindings::memory_type> {
+pub(crate) unsafe fn zone_device_type(
+    page: *const bindings::page,
+) -> Option<bindings::memory_type> {
     // SAFETY: The page is valid (the caller's guarantee); a `ZONE_DEVICE` page has a pagemap,
     // alive while the page is in the map, whose type never changes.
     unsafe { is_zone_device_page(page).then(|| (*page_pgmap(page)).type_) }
@@ -206,16 +208,4 @@ pub(crate) unsafe fn is_device_private_page(page: *const bindings::page) -> bool
         // SAFETY: The caller guarantees that the page is valid.
         && unsafe { zone_device_type(page) }
             == Some(bindings::memory_type_MEMORY_DEVICE_PRIVATE)
-}
-
-/// Whether `page` is device-coherent memory (`is_device_coherent_page`), inline.
-///
-/// # Safety
-///
-/// `page` is a valid `struct page`.
-#[inline]
-pub(crate) unsafe fn is_device_coherent_page(page: *const bindings::page) -> bool {
-    // SAFETY: The caller guarantees that the page is valid.
-    let kind = unsafe { zone_device_type(page) };
-    kind == Some(bindings::memory_type_MEMORY_DEVICE_COHERENT)
 }
