@@ -72,6 +72,7 @@ impl PagemapOps for Chunk {
         drop(data);
     }
 
+    #[inline]
     fn copy_to_ram(page: &DevicePage<'_, Self>, dst: &CpuPage<'_>) -> Result {
         dst.copy_from(&storage_page(page)?);
         Ok(())

@@ -3,7 +3,6 @@
 #include <linux/highmem.h>
 #include <linux/mm.h>
 #include <linux/mmap_lock.h>
-#include <linux/pagemap.h>
 #include <linux/sched/mm.h>
 
 void rust_helper_mmgrab(struct mm_struct *mm)
@@ -21,26 +20,6 @@ bool rust_helper_mmget_not_zero(struct mm_struct *mm)
 	return mmget_not_zero(mm);
 }
 
-void rust_helper_mmap_read_lock(struct mm_struct *mm)
-{
-	mmap_read_lock(mm);
-}
-
-int rust_helper_mmap_read_lock_killable(struct mm_struct *mm)
-{
-	return mmap_read_lock_killable(mm);
-}
-
-bool rust_helper_mmap_read_trylock(struct mm_struct *mm)
-{
-	return mmap_read_trylock(mm);
-}
-
-void rust_helper_mmap_read_unlock(struct mm_struct *mm)
-{
-	mmap_read_unlock(mm);
-}
-
 void rust_helper_mmap_write_lock(struct mm_struct *mm)
 {
 	mmap_write_lock(mm);
@@ -49,12 +28,6 @@ void rust_helper_mmap_write_lock(struct mm_struct *mm)
 void rust_helper_mmap_write_unlock(struct mm_struct *mm)
 {
 	mmap_write_unlock(mm);
-}
-
-struct vm_area_struct *rust_helper_vma_lookup(struct mm_struct *mm,
-					      unsigned long addr)
-{
-	return vma_lookup(mm, addr);
 }
 
 void rust_helper_memcpy_from_page(char *to, struct page *page, size_t offset,
@@ -69,6 +42,11 @@ void rust_helper_memcpy_to_page(struct page *page, size_t offset,
 	memcpy_to_page(page, offset, from, len);
 }
 
+unsigned long rust_helper_page_offset(void)
+{
+	return PAGE_OFFSET;
+}
+
 void rust_helper_copy_highpage(struct page *to, struct page *from)
 {
 	copy_highpage(to, from);
@@ -77,11 +55,6 @@ void rust_helper_copy_highpage(struct page *to, struct page *from)
 void rust_helper_clear_highpage(struct page *page)
 {
 	clear_highpage(page);
-}
-
-void rust_helper_lock_page(struct page *page)
-{
-	lock_page(page);
 }
 
 void rust_helper_put_page(struct page *page)

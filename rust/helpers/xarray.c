@@ -21,8 +21,3 @@ void rust_helper_xa_unlock(struct xarray *xa)
 {
 	xa_unlock(xa);
 }
-
-int rust_helper_xa_err(void *entry)
-{
-	return xa_err(entry);
-}

@@ -112,7 +112,7 @@ use crate::{
     error::{to_result, Result},
     hmm::Owner,
     memremap::{DevicePage, DevicePageRef, NewDevicePage, Pagemap, PagemapOps},
-    mm::{highmem::CpuPage, memmap::MemMap, pfn_array::PfnArray, virt::VmaRef},
+    mm::{highmem::CpuPage, memmap::MemMap, page_ops, pfn_array::PfnArray, virt::VmaRef},
     page::PAGE_SIZE,
     prelude::*,
     task::{cond_resched, fatal_signal_pending},
@@ -297,12 +297,10 @@ impl<'a> Entry<'a> {
 /// `T::copy_to_ram`; returns its `migrate_pfn`, whose lock and reference go to the migration.
 #[inline]
 fn alloc_ram_copy<T: PagemapOps>(memmap: MemMap, page: &DevicePage<'_, T>) -> Result<usize> {
-    // SAFETY: Allocating a page has no precondition; `GFP_HIGHUSER_MOVABLE` is what user
-    // memory is allocated with.
-    let new = NonNull::new(unsafe { bindings::alloc_pages(bindings::GFP_HIGHUSER_MOVABLE, 0) })
-        .ok_or(ENOMEM)?;
-    // SAFETY: A new page is ours: nobody else can hold its lock.
-    unsafe { bindings::lock_page(new.as_ptr()) };
+    // `GFP_HIGHUSER_MOVABLE` is what user memory is allocated with.
+    let new = page_ops::alloc_page(bindings::GFP_HIGHUSER_MOVABLE).ok_or(ENOMEM)?;
+    // SAFETY: `new` is a page of order 0 we just allocated; the migration callbacks may sleep.
+    unsafe { page_ops::lock_new_page(new) };
     // SAFETY: `new` is a system page we own, alive until the reference is dropped.
     let copy = T::copy_to_ram(page, &unsafe { CpuPage::from_raw(new) });
     if let Err(e) = copy {

@@ -47,10 +47,14 @@ crate::layout::assert_c_layout!(task_struct {
 });
 
 pub mod highmem;
-// Used by the HMM and device memory modules; a configuration with only one uses a part.
-#[cfg(any(CONFIG_HMM_MIRROR, CONFIG_ZONE_DEVICE))]
+// Used by the HMM and device memory modules (a configuration with only one uses a part) and
+// by `highmem` (the page copy).
 #[cfg_attr(not(all(CONFIG_HMM_MIRROR, CONFIG_ZONE_DEVICE)), allow(dead_code))]
 pub(crate) mod memmap;
+mod mmap_lock;
+// The page operations of a migration.
+#[cfg(all(CONFIG_HMM_MIRROR, CONFIG_DEVICE_PRIVATE, CONFIG_DEVICE_MIGRATION))]
+pub(crate) mod page_ops;
 // The arrays of `hmm_range_fault` and `migrate_vma`: only their users need them.
 #[cfg(CONFIG_HMM_MIRROR)]
 pub(crate) mod pfn_array;
@@ -128,6 +132,37 @@ impl Mm {
         Some(ARef::from(mm))
     }
 
+    /// Takes a reference on the users of the address space unless it has none left
+    /// (`mmget_not_zero`); whether it took one.
+    #[inline]
+    fn mmget_not_zero(&self) -> bool {
+        // On x86-64, C's `atomic_inc_not_zero` is a loop of `lock cmpxchg`, as is this one (a
+        // fully ordered increment when it succeeds): no helper call.
+        #[cfg(CONFIG_X86_64)]
+        {
+            use core::sync::atomic::{AtomicI32, Ordering};
+
+            // SAFETY: The pointer is valid since `self` is a reference, and `mm_users` changes
+            // only by atomic operations.
+            let users = unsafe {
+                AtomicI32::from_ptr(&raw mut (*self.as_raw()).__bindgen_anon_1.mm_users.counter)
+            };
+            let mut n = users.load(Ordering::Relaxed);
+            while n != 0 {
+                match users.compare_exchange_weak(n, n + 1, Ordering::SeqCst, Ordering::Relaxed) {
+                    Ok(_) => return true,
+                    Err(now) => n = now,
+                }
+            }
+            false
+        }
+        #[cfg(not(CONFIG_X86_64))]
+        // SAFETY: The pointer is valid since `self` is a reference.
+        unsafe {
+            bindings::mmget_not_zero(self.as_raw())
+        }
+    }
+
     /// Calls `f` with the users of the address space pinned (`mmget_not_zero`), for the length
     /// of the call.
     ///
@@ -135,8 +170,7 @@ impl Mm {
     /// process has exited). `f` may sleep; dropping the users afterwards may tear down the
     /// address space.
     pub fn with_user<R>(&self, f: impl FnOnce(&MmWithUser) -> R) -> Option<R> {
-        // SAFETY: The pointer is valid since `self` is a reference.
-        if !unsafe { bindings::mmget_not_zero(self.as_raw()) } {
+        if !self.mmget_not_zero() {
             return None;
         }
         // SAFETY: We just took a reference on `mm_users`, held until `mmput` below.
@@ -188,8 +222,9 @@ impl MmWithUser {
     /// Takes the mmap lock for reading, sleeping until it is available.
     #[inline]
     pub fn mmap_read_lock(&self) -> MmapReadGuard<'_> {
-        // SAFETY: The pointer is valid since `self` is a reference.
-        unsafe { bindings::mmap_read_lock(self.as_raw()) };
+        // SAFETY: The pointer is valid since `self` is a reference; taking a sleeping lock, the
+        // caller may sleep.
+        unsafe { mmap_lock::read_lock(self.as_raw()) };
         // INVARIANT: We just took the read lock.
         MmapReadGuard {
             mm: self,
@@ -200,8 +235,9 @@ impl MmWithUser {
     /// Takes the mmap lock for reading, or returns `EINTR` if a fatal signal arrives first.
     #[inline]
     pub fn mmap_read_lock_killable(&self) -> Result<MmapReadGuard<'_>> {
-        // SAFETY: The pointer is valid since `self` is a reference.
-        to_result(unsafe { bindings::mmap_read_lock_killable(self.as_raw()) })?;
+        // SAFETY: The pointer is valid since `self` is a reference; taking a sleeping lock, the
+        // caller may sleep.
+        to_result(unsafe { mmap_lock::read_lock_killable(self.as_raw()) })?;
         // INVARIANT: We just took the read lock.
         Ok(MmapReadGuard {
             mm: self,
@@ -213,7 +249,7 @@ impl MmWithUser {
     #[inline]
     pub fn mmap_read_trylock(&self) -> Option<MmapReadGuard<'_>> {
         // SAFETY: The pointer is valid since `self` is a reference.
-        if !unsafe { bindings::mmap_read_trylock(self.as_raw()) } {
+        if !unsafe { mmap_lock::read_trylock(self.as_raw()) } {
             return None;
         }
         // INVARIANT: We just took the read lock.
@@ -243,8 +279,11 @@ impl MmWithUser {
 /// The caller holds the mmap lock of `mm` (for reading or writing) for the lifetime `'a`.
 #[inline]
 unsafe fn vma_lookup<'a>(mm: &MmWithUser, addr: usize) -> Option<&'a virt::VmaRef> {
-    // SAFETY: The caller holds the mmap lock of `mm`, which `vma_lookup` needs.
-    let vma = unsafe { bindings::vma_lookup(mm.as_raw(), addr) };
+    // `vma_lookup`: the VMA that the maple tree of `mm` holds at `addr`.
+    // SAFETY: `mm` is valid (a reference).
+    let tree = unsafe { &raw mut (*mm.as_raw()).__bindgen_anon_1.mm_mt };
+    // SAFETY: The caller holds the mmap lock of `mm`, which the tree's readers need.
+    let vma = unsafe { bindings::mtree_load(tree, addr as _) }.cast::<bindings::vm_area_struct>();
     if vma.is_null() {
         return None;
     }
@@ -284,8 +323,9 @@ impl<'a> MmapReadGuard<'a> {
 impl Drop for MmapReadGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        // SAFETY: By the type invariant we hold the read lock.
-        unsafe { bindings::mmap_read_unlock(self.mm.as_raw()) };
+        // SAFETY: By the type invariant we hold the read lock; the guard is not `Send`, so this
+        // is the task that took it.
+        unsafe { mmap_lock::read_unlock(self.mm.as_raw()) };
     }
 }
 

@@ -79,6 +79,31 @@ const XA_PRESENT: bindings::xa_mark_t = 8;
 /// never handed to or taken from `T`.
 const XA_ZERO_ENTRY: *mut c_void = ((257 << 2) | 2) as *mut c_void;
 
+/// The errno an XArray function returned as its entry `bits`, or zero if the entry is not an
+/// error (`xa_err`): an internal entry (low bits `10`) at or above `xa_mk_internal(-MAX_ERRNO)`.
+///
+/// Inline: it is called per entry stored.
+#[inline]
+const fn xa_err(bits: usize) -> crate::ffi::c_int {
+    let first_error = ((-(bindings::MAX_ERRNO as isize)) as usize) << 2 | 2;
+    if bits & 3 == 2 && bits >= first_error {
+        // `(long)entry >> 2`, an arithmetic shift: the errno, negative.
+        ((bits as isize) >> 2) as crate::ffi::c_int
+    } else {
+        0
+    }
+}
+
+// `xa_err` of an error, a pointer, a value and the reserved entry, checked at build time.
+const _: () = {
+    let enomem = bindings::ENOMEM as isize;
+    assert!(xa_err(((-enomem) as usize) << 2 | 2) == -(enomem as crate::ffi::c_int));
+    assert!(xa_err(((-(bindings::MAX_ERRNO as isize)) as usize) << 2 | 2) == -4095);
+    assert!(xa_err(0xffff_8880_0000_1000) == 0);
+    assert!(xa_err(12 << 1 | 1) == 0);
+    assert!(xa_err((257 << 2) | 2) == 0);
+};
+
 /// An integer kept in an XArray entry itself (`xa_mk_value`).
 ///
 /// # Invariants
@@ -339,8 +364,7 @@ impl<'a, T: ForeignOwnable> Guard<'a, T> {
         // SAFETY: The XArray is initialised and its lock held (type invariant); `new` is a
         // normal or value entry.
         let old = unsafe { bindings::__xa_store(self.raw(), index, new.cast_mut(), gfp.as_raw()) };
-        // SAFETY: `xa_err` only looks at the bits of the pointer.
-        let err = unsafe { bindings::xa_err(old) };
+        let err = xa_err(old as usize);
         if err != 0 {
             return Err(StoreError {
                 error: Error::from_errno(err),
@@ -374,8 +398,7 @@ impl<'a, T: ForeignOwnable> Guard<'a, T> {
                 gfp.as_raw(),
             )
         };
-        // SAFETY: `xa_err` only looks at the bits of the pointer.
-        to_result(unsafe { bindings::xa_err(old) })
+        to_result(xa_err(old as usize))
     }
 
     /// Drops the reservation of `index`, if the index is still reserved and empty

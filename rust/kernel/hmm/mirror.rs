@@ -697,6 +697,7 @@ impl DevicePageTable {
     }
 
     /// The entry of a page: `pfn << 3 | exclusive << 2 | private << 1 | writable`.
+    #[inline]
     fn entry(pfn: usize, writable: bool, private: bool, exclusive: bool) -> Result<Value> {
         let flags = usize::from(exclusive) << 2 | usize::from(private) << 1 | usize::from(writable);
         pfn.checked_mul(8)

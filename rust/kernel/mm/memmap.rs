@@ -7,11 +7,29 @@
 //! riscv, powerpc, s390 and the distributions' configurations) the memory map is one virtual
 //! array, `vmemmap`, and both translations are pointer arithmetic: a [`MemMap`] reads the
 //! array's base once (one call) and translates every page of a loop inline. Without it, a
-//! [`MemMap`] makes the helper calls.
+//! [`MemMap`] makes the helper calls. On x86-64 every page of memory is also in the kernel's
+//! direct map at `PAGE_OFFSET + pfn * PAGE_SIZE`: a [`MemMap`] copies a page (`copy_highpage`)
+//! with one call, to the architecture's `copy_page`.
 //!
 //! C header: [`include/asm-generic/memory_model.h`](srctree/include/asm-generic/memory_model.h)
 
 use crate::bindings;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+/// A value C sets at boot and never changes after (the base of an array of the memory map,
+/// say), asked of C the first time it is needed, then kept in `cell`.
+///
+/// The value is never zero; a zero in `cell` means not asked yet. Two first callers may both
+/// ask: they get the same value.
+#[inline]
+fn boot_constant(cell: &AtomicUsize, ask: impl FnOnce() -> usize) -> usize {
+    let mut value = cell.load(Ordering::Relaxed);
+    if value == 0 {
+        value = ask();
+        cell.store(value, Ordering::Relaxed);
+    }
+    value
+}
 
 // `page_to_pfn` divides by the size of a `struct page`: bindgen's must be C's.
 crate::layout::assert_c_layout!(page {
@@ -32,6 +50,9 @@ pub(crate) struct MemMap {
     /// `vmemmap`, the `struct page` of pfn 0.
     #[cfg(CONFIG_SPARSEMEM_VMEMMAP)]
     base: *mut bindings::page,
+    /// `PAGE_OFFSET`, the kernel address of pfn 0 in the direct map.
+    #[cfg(CONFIG_X86_64)]
+    direct: usize,
 }
 
 // SAFETY: A `MemMap` is the address of the memory map, the same for every thread; it
@@ -44,28 +65,30 @@ unsafe impl Sync for MemMap {}
 impl MemMap {
     /// The memory map, for a loop over many pages.
     ///
-    /// Its base is set at boot (`vmemmap`, a constant or `vmemmap_base` depending on the
-    /// architecture and configuration): asked of C once, then kept.
+    /// Its bases are set at boot (`vmemmap` and `PAGE_OFFSET`, constants or variables
+    /// depending on the architecture and configuration): asked of C once, then kept.
     #[inline]
     pub(crate) fn get() -> Self {
-        #[cfg(CONFIG_SPARSEMEM_VMEMMAP)]
-        {
-            use core::sync::atomic::{AtomicPtr, Ordering};
+        Self {
+            #[cfg(CONFIG_SPARSEMEM_VMEMMAP)]
+            base: {
+                /// `vmemmap` once read (the memory map is never at address zero).
+                static BASE: AtomicUsize = AtomicUsize::new(0);
 
-            /// `vmemmap` once read; null before (the memory map is never at address zero).
-            static BASE: AtomicPtr<bindings::page> = AtomicPtr::new(core::ptr::null_mut());
-
-            let mut base = BASE.load(Ordering::Relaxed);
-            if base.is_null() {
                 // SAFETY: With `CONFIG_SPARSEMEM_VMEMMAP`, `pfn_to_page(pfn)` is
                 // `vmemmap + pfn`: arithmetic, which dereferences nothing, whatever the pfn.
-                base = unsafe { bindings::pfn_to_page(0) };
-                BASE.store(base, Ordering::Relaxed);
-            }
-            Self { base }
+                boot_constant(&BASE, || unsafe { bindings::pfn_to_page(0) } as usize)
+                    as *mut bindings::page
+            },
+            #[cfg(CONFIG_X86_64)]
+            direct: {
+                /// `PAGE_OFFSET` once read (the direct map is in the upper half).
+                static DIRECT: AtomicUsize = AtomicUsize::new(0);
+
+                // SAFETY: Reading `PAGE_OFFSET` has no precondition.
+                boot_constant(&DIRECT, || unsafe { bindings::page_offset() } as usize)
+            },
         }
-        #[cfg(not(CONFIG_SPARSEMEM_VMEMMAP))]
-        Self {}
     }
 
     /// The `struct page` of `pfn` (`pfn_to_page`).
@@ -106,6 +129,101 @@ impl MemMap {
             // SAFETY: The caller guarantees that `page` is a page of the memory map.
             unsafe { bindings::page_to_pfn(page) }
         }
+    }
+
+    /// The kernel address of the memory of `page` (`page_address`): x86-64 has no highmem,
+    /// and every page of memory is in the direct map.
+    ///
+    /// # Safety
+    ///
+    /// `page` is a page of the memory map.
+    #[cfg(CONFIG_X86_64)]
+    #[inline]
+    unsafe fn page_address(self, page: *const bindings::page) -> *mut crate::ffi::c_void {
+        // SAFETY: The caller guarantees that `page` is a page of the memory map.
+        let pfn = unsafe { self.page_to_pfn(page) };
+        (self.direct + (pfn << bindings::PAGE_SHIFT)) as *mut crate::ffi::c_void
+    }
+
+    /// Copies the page `from` to the page `to` (`copy_highpage`).
+    ///
+    /// # Safety
+    ///
+    /// `to` and `from` are valid pages of system memory or CPU-accessible device memory (both
+    /// mapped in the kernel's direct map), the caller may write `to` and read `from`, and
+    /// nobody reads or writes `to` meanwhile.
+    #[inline]
+    pub(crate) unsafe fn copy_page(self, to: *mut bindings::page, from: *mut bindings::page) {
+        // `copy_highpage` is `copy_page` on the two pages' addresses (plus KMSAN's metadata
+        // copy: with KMSAN, the helper does that).
+        #[cfg(all(CONFIG_X86_64, not(CONFIG_KMSAN)))]
+        // SAFETY: The caller guarantees that both are pages of the memory map, in the direct
+        // map, and that `to` may be written and `from` read.
+        unsafe {
+            bindings::copy_page(self.page_address(to), self.page_address(from))
+        }
+        #[cfg(not(all(CONFIG_X86_64, not(CONFIG_KMSAN))))]
+        // SAFETY: As above.
+        unsafe {
+            bindings::copy_highpage(to, from)
+        }
+    }
+
+    /// Copies `len` bytes at `offset` in `page` to `to` (`memcpy_from_page`).
+    ///
+    /// # Safety
+    ///
+    /// `page` is a valid page of system memory or CPU-accessible device memory that the caller
+    /// may read, `offset + len` is at most `PAGE_SIZE`, and `to` is valid for writes of `len`
+    /// bytes.
+    #[inline]
+    pub(crate) unsafe fn copy_from_page(
+        self,
+        to: *mut crate::ffi::c_void,
+        page: *mut bindings::page,
+        offset: usize,
+        len: usize,
+    ) {
+        #[cfg(CONFIG_X86_64)]
+        // SAFETY: The caller guarantees that `page` is in the direct map, that the bytes are
+        // within it, and that `to` is valid for `len` bytes.
+        unsafe {
+            bindings::memcpy(to, self.page_address(page).add(offset), len)
+        };
+        #[cfg(not(CONFIG_X86_64))]
+        // SAFETY: As above.
+        unsafe {
+            bindings::memcpy_from_page(to.cast(), page, offset, len)
+        };
+    }
+
+    /// Copies `len` bytes at `from` to `offset` in `page` (`memcpy_to_page`).
+    ///
+    /// # Safety
+    ///
+    /// `page` is a valid page of system memory or CPU-accessible device memory that the caller
+    /// may write, `offset + len` is at most `PAGE_SIZE`, and `from` is valid for reads of `len`
+    /// bytes.
+    #[inline]
+    pub(crate) unsafe fn copy_to_page(
+        self,
+        page: *mut bindings::page,
+        offset: usize,
+        from: *const crate::ffi::c_void,
+        len: usize,
+    ) {
+        // x86 needs no data cache flush after a write (`flush_dcache_page` is empty).
+        #[cfg(CONFIG_X86_64)]
+        // SAFETY: The caller guarantees that `page` is in the direct map, that the bytes are
+        // within it, and that `from` is valid for `len` bytes.
+        unsafe {
+            bindings::memcpy(self.page_address(page).add(offset), from, len)
+        };
+        #[cfg(not(CONFIG_X86_64))]
+        // SAFETY: As above.
+        unsafe {
+            bindings::memcpy_to_page(page, offset, from.cast(), len)
+        };
     }
 }
 

@@ -49,6 +49,10 @@ fi
 # memory) between two sync(2) calls, where bench.sh's QEMU plugin counts the instructions of
 # every function, Rust code included; the module's symbols go to the log.
 PROFILE=$(sed -n 's/.*rust_hmm.bench_profile=\([^ ]*\).*/\1/p' /proc/cmdline)
+# rust_hmm.bench_minor=2: profile the device-coherent minor instead of minor 0.
+PMINOR=$(sed -n 's/.*rust_hmm.bench_minor=\([0-9]\).*/\1/p' /proc/cmdline)
+PDEVS="/dev/hmm_dmirror0 -"
+[ "$PMINOR" = 2 ] && PDEVS="- /dev/hmm_dmirror2"
 if [ -n "$PROFILE" ]; then
 	T=/sys/kernel/tracing
 	mount -t tracefs tracefs $T
@@ -57,11 +61,11 @@ if [ -n "$PROFILE" ]; then
 		[ $s = rust ] && mod=test_hmm_rust
 		insmod /lib/modules/$mod.ko $SPM
 		if [ "$PROFILE" = insn ]; then
-			/bin/dmirror-bench $s 0 /dev/hmm_dmirror0 - ${OPS:-all} $PAGES >/dev/null 2>&1
+			/bin/dmirror-bench $s 0 $PDEVS ${OPS:-all} $PAGES >/dev/null 2>&1
 			say "@@@ INSN $s"
 			grep "\[$mod\]" /proc/kallsyms >$OUT
 			sync
-			RUST_HMM_BENCH_GATE=1 /bin/dmirror-bench $s 1 /dev/hmm_dmirror0 - ${OPS:-all} \
+			RUST_HMM_BENCH_GATE=1 /bin/dmirror-bench $s 1 $PDEVS ${OPS:-all} \
 				$PAGES >$OUT 2>&1
 			sync
 			rmmod $mod
@@ -77,7 +81,7 @@ if [ -n "$PROFILE" ]; then
 			echo 0 >$T/function_profile_enabled
 			echo 1 >$T/function_profile_enabled
 		fi
-		/bin/dmirror-bench $s 0 /dev/hmm_dmirror0 - ${OPS:-all} $PAGES >$OUT 2>&1
+		/bin/dmirror-bench $s 0 $PDEVS ${OPS:-all} $PAGES >$OUT 2>&1
 		if [ "$PROFILE" = graph ]; then
 			echo 0 >$T/tracing_on
 			say "@@@ GRAPH $s"

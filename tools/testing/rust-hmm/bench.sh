@@ -13,7 +13,7 @@
 # (e.g. read,snapshot) and RUST_HMM_BENCH_PAGES (e.g. 64,128): the samples are then only in
 # build/bench/logs/bench.log, no table is written. RUST_HMM_BENCH_PROFILE=1 prints the
 # function profiler's top kernel functions for one run of each module over those cells on
-# minor 0, RUST_HMM_BENCH_PROFILE=graph the function graph of their last ioctls, and
+# minor 0 (RUST_HMM_BENCH_MINOR=2: the device-coherent one), RUST_HMM_BENCH_PROFILE=graph the function graph of their last ioctls, and
 # RUST_HMM_BENCH_PROFILE=insn (one operation and one size) the instructions each function
 # executes per page, Rust functions included, C module against Rust module (bench-insn.py).
 # RUST_HMM_BENCH_SERIES=rust (or c) runs one module only, to profile QEMU from the host
@@ -52,6 +52,7 @@ extra=
 [ -z "${RUST_HMM_BENCH_PAGES:-}" ] || extra="$extra rust_hmm.bench_pages=$RUST_HMM_BENCH_PAGES"
 [ -z "${RUST_HMM_BENCH_PROFILE:-}" ] || extra="$extra rust_hmm.bench_profile=$RUST_HMM_BENCH_PROFILE"
 [ -z "${RUST_HMM_BENCH_SERIES:-}" ] || extra="$extra rust_hmm.bench_series=$RUST_HMM_BENCH_SERIES"
+[ -z "${RUST_HMM_BENCH_MINOR:-}" ] || extra="$extra rust_hmm.bench_minor=$RUST_HMM_BENCH_MINOR"
 # RUST_HMM_BENCH_ICOUNT=1: QEMU counts instructions and the guest's clock follows the count
 # (1 ns per instruction), so that a timing measures the work of the guest code, the same
 # from run to run whatever the host is doing, rather than the time it took under TCG.

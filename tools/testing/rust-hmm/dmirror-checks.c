@@ -258,6 +258,73 @@ static volatile sig_atomic_t sigusr1_count;
 static volatile int stop_kill;
 static pthread_t main_thread;
 
+/* Writes @val to the tracing file @name; 0 or -1. */
+static int write_tracing(const char *name, const char *val)
+{
+	char path[256];
+	int fd, ok;
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/tracing/%s", name);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	if (fd < 0)
+		return -1;
+	ok = write(fd, val, strlen(val)) == (ssize_t)strlen(val);
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+/*
+ * The mmap lock's tracepoints fire for every SNAPSHOT (which always walks the CPU page
+ * table, under that lock), as for any taker of the lock: C's inline mmap_read_lock tests
+ * their keys itself, and so must a Rust device that takes the lock without the helpers.
+ */
+static void check_mmap_lock_trace(int fd, long page)
+{
+	unsigned long started = 0, acquired = 0, released = 0;
+	struct hmm_dmirror_cmd cmd;
+	unsigned char *data, *buf;
+	char line[512], task[32];
+	int i, n = 20, ok = 1;
+	FILE *f;
+
+	data = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	buf = malloc(page);
+	memset(data, 0x77, page);
+	memset(buf, 0, page);
+	memset(&cmd, 0, sizeof(cmd));
+	cmd.addr = (uintptr_t)data;
+	cmd.ptr = (uintptr_t)buf;
+	cmd.npages = 1;
+	if (write_tracing("trace", "") || write_tracing("events/mmap_lock/enable", "1")) {
+		check(0, "the mmap_lock trace events can be enabled");
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		ok &= dmirror_ioctl(fd, HMM_DMIRROR_SNAPSHOT, &cmd) == 0;
+	write_tracing("events/mmap_lock/enable", "0");
+	/* Our events: "<comm>-<pid> [cpu] ..." with comm cut to 15 characters. */
+	snprintf(task, sizeof(task), "-%d ", getpid());
+	f = fopen("/sys/kernel/debug/tracing/trace", "r");
+	while (f && fgets(line, sizeof(line), f)) {
+		if (!strstr(line, task))
+			continue;
+		started += !!strstr(line, "mmap_lock_start_locking:");
+		acquired += strstr(line, "mmap_lock_acquire_returned:") && strstr(line, "success=true");
+		released += !!strstr(line, "mmap_lock_released:");
+	}
+	if (f)
+		fclose(f);
+	write_tracing("trace", "");
+	check(ok && started >= n && acquired >= n && released >= n,
+	      "every SNAPSHOT fires the mmap lock's tracepoints (start, acquired, released)");
+	if (started < n || acquired < n || released < n)
+		printf("  %d SNAPSHOTs: %lu started, %lu acquired, %lu released\n", n, started,
+		       acquired, released);
+out:
+	munmap(data, page);
+	free(buf);
+}
+
 static void on_sigusr1(int sig)
 {
 	sigusr1_count++;
@@ -531,6 +598,7 @@ int main(int argc, char **argv)
 	check_device_pages(argv[1], fd, page, rust);
 	check_migrate_half(fd, page);
 	check_exclusive_huge(fd, page, rust);
+	check_mmap_lock_trace(fd, page);
 
 	check(close(fd) == 0, "close");
 	return failed;

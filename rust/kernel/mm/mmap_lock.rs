@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The mmap lock for reading, taken and released as C's inline functions do.
+//!
+//! `mmap_read_lock` and its kin are inline in C: a call to the rwsem, and around it a test of
+//! each of the lock's tracepoints, which calls out only when a probe is attached. Through
+//! helpers, Rust would make one call more per lock and per unlock, on every `ioctl` of a
+//! driver that walks an address space. The functions here do what C inlines: the rwsem call
+//! and the tracepoint tests (a read of each tracepoint's static key, where C patches a jump).
+//!
+//! C header: [`include/linux/mmap_lock.h`](srctree/include/linux/mmap_lock.h)
+
+use crate::bindings;
+
+/// Whether the tracepoint `tp` has a probe attached (`tracepoint_enabled`).
+#[cfg(all(CONFIG_TRACING, CONFIG_TRACEPOINTS))]
+#[inline]
+fn tracepoint_enabled(tp: *const bindings::tracepoint) -> bool {
+    // SAFETY: `tp` is one of the lock's tracepoints, statics of the kernel image. Their key's
+    // count changes by atomic operations (when probes come and go): read it as one.
+    let count = unsafe {
+        core::sync::atomic::AtomicI32::from_ptr((&raw const (*tp).key.enabled.counter).cast_mut())
+    }
+    .load(core::sync::atomic::Ordering::Relaxed);
+    // `static_key_count(key) > 0`: -1 means the first probe is being attached.
+    count != 0
+}
+
+/// The tracepoint before the lock is taken (`__mmap_lock_trace_start_locking`).
+#[inline]
+fn trace_start_locking(mm: *mut bindings::mm_struct) {
+    #[cfg(all(CONFIG_TRACING, CONFIG_TRACEPOINTS))]
+    if tracepoint_enabled(&raw const bindings::__tracepoint_mmap_lock_start_locking) {
+        // SAFETY: `mm` is the address space whose lock is about to be taken.
+        unsafe { bindings::__mmap_lock_do_trace_start_locking(mm, false) };
+    }
+    let _ = mm;
+}
+
+/// The tracepoint once the lock is taken, or not (`__mmap_lock_trace_acquire_returned`).
+#[inline]
+fn trace_acquire_returned(mm: *mut bindings::mm_struct, success: bool) {
+    #[cfg(all(CONFIG_TRACING, CONFIG_TRACEPOINTS))]
+    if tracepoint_enabled(&raw const bindings::__tracepoint_mmap_lock_acquire_returned) {
+        // SAFETY: `mm` is the address space whose lock was just asked for.
+        unsafe { bindings::__mmap_lock_do_trace_acquire_returned(mm, false, success) };
+    }
+    let _ = (mm, success);
+}
+
+/// Takes the mmap lock of `mm` for reading (`mmap_read_lock`).
+///
+/// # Safety
+///
+/// `mm` is a valid address space, and the caller may sleep.
+#[inline]
+pub(crate) unsafe fn read_lock(mm: *mut bindings::mm_struct) {
+    trace_start_locking(mm);
+    // SAFETY: `mm` is valid (the caller's guarantee).
+    unsafe { bindings::down_read(&raw mut (*mm).__bindgen_anon_1.mmap_lock) };
+    trace_acquire_returned(mm, true);
+}
+
+/// Takes the mmap lock of `mm` for reading unless a fatal signal comes first
+/// (`mmap_read_lock_killable`): zero if taken, `-EINTR` if not.
+///
+/// # Safety
+///
+/// `mm` is a valid address space, and the caller may sleep.
+#[inline]
+pub(crate) unsafe fn read_lock_killable(mm: *mut bindings::mm_struct) -> crate::ffi::c_int {
+    trace_start_locking(mm);
+    // SAFETY: `mm` is valid (the caller's guarantee).
+    let ret = unsafe { bindings::down_read_killable(&raw mut (*mm).__bindgen_anon_1.mmap_lock) };
+    trace_acquire_returned(mm, ret == 0);
+    ret
+}
+
+/// Takes the mmap lock of `mm` for reading if nobody holds it for writing
+/// (`mmap_read_trylock`); whether it was taken.
+///
+/// # Safety
+///
+/// `mm` is a valid address space.
+#[inline]
+pub(crate) unsafe fn read_trylock(mm: *mut bindings::mm_struct) -> bool {
+    trace_start_locking(mm);
+    // SAFETY: `mm` is valid (the caller's guarantee).
+    let taken = unsafe { bindings::down_read_trylock(&raw mut (*mm).__bindgen_anon_1.mmap_lock) };
+    trace_acquire_returned(mm, taken != 0);
+    taken != 0
+}
+
+/// Releases the mmap lock of `mm` held for reading (`mmap_read_unlock`).
+///
+/// # Safety
+///
+/// The caller holds the mmap lock of `mm` for reading, and took it in this task.
+#[inline]
+pub(crate) unsafe fn read_unlock(mm: *mut bindings::mm_struct) {
+    #[cfg(all(CONFIG_TRACING, CONFIG_TRACEPOINTS))]
+    if tracepoint_enabled(&raw const bindings::__tracepoint_mmap_lock_released) {
+        // SAFETY: `mm` is the address space whose lock is being released.
+        unsafe { bindings::__mmap_lock_do_trace_released(mm, false) };
+    }
+    // SAFETY: The caller holds the lock for reading.
+    unsafe { bindings::up_read(&raw mut (*mm).__bindgen_anon_1.mmap_lock) };
+}
