@@ -295,7 +295,9 @@ impl<'a> Entry<'a> {
 
 /// Allocates a system page, locked, and copies the device page `page` into it with
 /// `T::copy_to_ram`; returns its `migrate_pfn`, whose lock and reference go to the migration.
-#[inline]
+// Always inline: once per page migrated back, and LLVM keeps it apart otherwise (a call and
+// return per page, which cost more than their instructions under QEMU TCG).
+#[inline(always)]
 fn alloc_ram_copy<T: PagemapOps>(memmap: MemMap, page: &DevicePage<'_, T>) -> Result<usize> {
     // `GFP_HIGHUSER_MOVABLE` is what user memory is allocated with.
     let new = page_ops::alloc_page(bindings::GFP_HIGHUSER_MOVABLE).ok_or(ENOMEM)?;

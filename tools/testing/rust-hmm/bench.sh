@@ -5,7 +5,8 @@
 # fragment, -O2; in build/bench, beside the test kernel's build/), boot it under QEMU TCG with
 # tsc=reliable and run dmirror-bench against the C test_hmm and the Rust test_hmm_rust,
 # alternating them over the repetitions (bench-init.sh); then write the table
-# (bench-table.py) to BENCHMARK.md. Logs: build/bench/logs/{console,bench}.log.
+# (bench-table.py) to BENCHMARK.md. Logs: build/bench/logs/{console,bench}.log; the samples
+# of the last table written: build/bench/logs/table-samples.log.
 #
 # Environment: RUST_HMM_BENCH_REPS (counted repetitions, default 5; one more warms up),
 # RUST_HMM_BENCH_OUT (the table, default BENCHMARK.md), RUST_HMM_TIMEOUT (seconds for the
@@ -98,5 +99,7 @@ if [ -n "$extra" ]; then
 	cat "$LOGS/bench.log"
 	exit 0
 fi
-exec python3 "$HERE/bench-table.py" --log "$LOGS/bench.log" --console "$LOGS/console.log" \
+python3 "$HERE/bench-table.py" --log "$LOGS/bench.log" --console "$LOGS/console.log" \
 	--out "$OUT" --seconds "$seconds" --qemu "$(qemu-system-x86_64 --version | head -n 1)"
+# The samples of the table, kept apart from the next (partial or profiling) run's log.
+cp "$LOGS/bench.log" "$LOGS/table-samples.log"

@@ -132,5 +132,46 @@ class Verdict(unittest.TestCase):
         self.assertEqual(rc, 1, out)
 
 
+class BenchTableTest(unittest.TestCase):
+    """The benchmark's verdict (bench-table.py): its test must tell a real deficit from the
+    noise, and the ratio rule's null estimate must see what it is there to see."""
+
+    @classmethod
+    def setUpClass(cls):
+        import importlib.util
+        spec = importlib.util.spec_from_file_location(
+            "bench_table", os.path.join(HERE, "bench-table.py"))
+        cls.bt = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(cls.bt)
+
+    def test_every_rust_sample_slowest(self):
+        # 5 of 15 samples ranked lowest: one draw in C(15, 5) = 3003.
+        p = self.bt.slower_p([90, 91, 92, 93, 94], [100, 101, 102, 103, 104] * 2)
+        self.assertAlmostEqual(p, 1 / 3003)
+        self.assertLess(p, self.bt.ALPHA)
+
+    def test_interleaved_is_noise(self):
+        p = self.bt.slower_p([99, 101, 103, 105, 107], [100, 102, 104, 106, 108] * 2)
+        self.assertGreater(p, self.bt.ALPHA)
+
+    def test_ties_and_faster(self):
+        self.assertEqual(self.bt.slower_p([5] * 5, [5] * 10), 1.0)
+        self.assertEqual(self.bt.slower_p([110] * 5, [100] * 10), 1.0)
+
+    def test_one_outlier_does_not_hide_a_deficit(self):
+        # Rust 3% slower, tight; one C sample hit by the host: still behind.
+        ref = [100, 100.2, 99.9, 100.1, 60, 100.3, 99.8, 100, 100.1, 99.9]
+        self.assertLess(self.bt.slower_p([97, 97.1, 96.9, 97.2, 97], ref), self.bt.ALPHA)
+
+    def test_ratio_rule_null(self):
+        # A cell whose C and C2 samples spread by 10%: drawn three times from them, the
+        # ratio rule calls it behind in a good part of the draws.
+        samples = {("c", "op", "k", 1): [(v, 1) for v in (90, 95, 100, 105, 110)],
+                   ("c2", "op", "k", 1): [(v, 1) for v in (92, 97, 101, 104, 108)]}
+        rate = self.bt.ratio_rule_null(samples, [("op", "k", 1)], trials=400)
+        self.assertGreater(rate, 0.1)
+        self.assertLess(rate, 0.5)
+
+
 if __name__ == "__main__":
     unittest.main()
