@@ -33,10 +33,15 @@ use crate::{
     page::PAGE_SHIFT,
     prelude::*,
     str::CStr,
-    sync::{Arc, LockClassKey, SpinLock},
+    sync::Arc,
     types::{ForeignOwnable, Opaque},
 };
-use core::{any::TypeId, marker::PhantomData, ptr::NonNull};
+use core::{
+    any::TypeId,
+    marker::PhantomData,
+    ptr::NonNull,
+    sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering},
+};
 
 crate::layout::assert_c_layout!(dev_pagemap {
     size: RUST_LAYOUT_dev_pagemap_SIZE,
@@ -133,63 +138,120 @@ pub trait PagemapOps: Send + Sync + Sized + 'static {
     fn copy_to_ram(page: &DevicePage<'_, Self>, dst: &CpuPage<'_>) -> Result;
 }
 
-/// The free pages of a [`Pagemap`]: a stack of page indices.
+/// The index that ends the stack of free pages (no page has it: a pagemap has fewer pages).
+const NO_PAGE: u32 = u32::MAX;
+
+/// The free pages of a [`Pagemap`]: a stack of page indices, without a lock.
+///
+/// Pages are freed wherever the C side drops their last reference, and allocated by
+/// migrations, concurrently: a Treiber stack. Its head holds the index of the top page and a
+/// count of the changes made to the head; a push or a pop replaces the head with one
+/// exchange, which fails if another push or pop came in between. A pop that read the `next`
+/// of a page that another pop took meanwhile therefore fails and tries again, even if that
+/// page is back on top (the count differs). No call and no lock per page: a lock would be a
+/// call to take it and, where `spin_unlock` is inline in C, a helper call to release it.
 ///
 /// # Invariants
 ///
-/// `stack[..top]` holds the indices of the free pages, each once; `stack` has one slot per
-/// page of the pagemap, so freeing a page never allocates.
+/// At every successful exchange of `head`, the pages on the stack are the free pages, each
+/// once: from the index in `head` down through `next` to [`NO_PAGE`]. `next` has one entry
+/// per page of the pagemap.
 struct FreePages {
-    stack: KVVec<u32>,
-    top: usize,
+    /// `changes << 32 | the index of the top page` ([`NO_PAGE`] if the stack is empty).
+    head: AtomicU64,
+    /// For each page on the stack, the index of the page below it.
+    next: KVVec<AtomicU32>,
+    /// Pages handed out and not freed yet.
+    allocated: AtomicUsize,
     /// The pagemap is going away: no more allocations.
-    removing: bool,
+    removing: AtomicBool,
 }
 
 impl FreePages {
     fn new(npages: usize) -> Result<Self> {
-        let count = u32::try_from(npages).map_err(|_| EINVAL)?;
-        let mut stack = KVVec::with_capacity(npages, GFP_KERNEL)?;
-        // Hand out the lowest pages first.
-        for i in (0..count).rev() {
-            stack.push(i, GFP_KERNEL)?;
+        let count = u32::try_from(npages)
+            .ok()
+            .filter(|&n| n != NO_PAGE)
+            .ok_or(EINVAL)?;
+        let mut next = KVVec::with_capacity(npages, GFP_KERNEL)?;
+        // Hand out the lowest pages first: page `i` is on top of page `i + 1`.
+        for i in 1..=count {
+            next.push(
+                AtomicU32::new(if i < count { i } else { NO_PAGE }),
+                GFP_KERNEL,
+            )?;
         }
         // INVARIANT: Every page is free, once.
         Ok(Self {
-            stack,
-            top: npages,
-            removing: false,
+            head: AtomicU64::new(u64::from(if count > 0 { 0 } else { NO_PAGE })),
+            next,
+            allocated: AtomicUsize::new(0),
+            removing: AtomicBool::new(false),
         })
     }
 
+    /// The head that replaces `head` to put `top` on top.
     #[inline]
-    fn pop(&mut self) -> Option<u32> {
-        let top = self.top.checked_sub(1)?;
-        let index = *self.stack.get(top)?;
-        self.top = top;
-        Some(index)
+    fn next_head(head: u64, top: u32) -> u64 {
+        (head >> 32).wrapping_add(1) << 32 | u64::from(top)
     }
 
+    /// Takes a free page's index off the stack; `None` if there is none.
     #[inline]
-    fn push(&mut self, index: u32) {
-        // A page is freed once per allocation (the C side drops its last reference once), so
-        // the stack has room.
-        if let Some(slot) = self.stack.get_mut(self.top) {
-            *slot = index;
-            self.top += 1;
+    fn pop(&self) -> Option<u32> {
+        let mut head = self.head.load(Ordering::Acquire);
+        loop {
+            // `NO_PAGE` has no `next`: the stack is empty.
+            let top = self.next.get(head as u32 as usize)?;
+            // If another pop took `top` meanwhile, this reads whatever its `next` is now; the
+            // exchange below then fails (the head's count changed), and nothing is taken.
+            let below = top.load(Ordering::Relaxed);
+            match self.head.compare_exchange_weak(
+                head,
+                Self::next_head(head, below),
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    self.allocated.fetch_add(1, Ordering::Relaxed);
+                    // INVARIANT: The page left the stack with this exchange.
+                    return Some(head as u32);
+                }
+                Err(now) => head = now,
+            }
         }
+    }
+
+    /// Puts the index of a page that was allocated and is free now back on the stack.
+    #[inline]
+    fn push(&self, index: u32) {
+        // A page is freed once per allocation (the C side drops its last reference once),
+        // and is not on the stack meanwhile: its `next` is ours until the exchange.
+        let Some(link) = self.next.get(index as usize) else {
+            return;
+        };
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            link.store(head as u32, Ordering::Relaxed);
+            // Release: a pop that sees the new head sees `link` too.
+            match self.head.compare_exchange_weak(
+                head,
+                Self::next_head(head, index),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                // INVARIANT: The page is on the stack from this exchange on.
+                Ok(_) => break,
+                Err(now) => head = now,
+            }
+        }
+        self.allocated.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Pages handed out and not freed yet.
     fn allocated(&self) -> usize {
-        self.stack.len() - self.top
+        self.allocated.load(Ordering::Relaxed)
     }
-}
-
-/// The lockdep class of every pagemap's free list, named once in the kernel image.
-#[inline(never)]
-fn free_pages_lock_class() -> (&'static CStr, &'static LockClassKey) {
-    (crate::c_str!("Pagemap::free"), crate::static_lock_class!())
 }
 
 /// A physical range claimed in `iomem_resource`; released when dropped.
@@ -282,18 +344,17 @@ pub struct Pagemap<T: PagemapOps> {
     memory: MemoryType,
     start_pfn: usize,
     npages: usize,
-    #[pin]
-    free: SpinLock<FreePages>,
+    free: FreePages,
     data: T,
     region: MemRegion,
 }
 
-// SAFETY: The C pagemap may be used from any thread; the free list is behind a spinlock and
+// SAFETY: The C pagemap may be used from any thread; the free list is made of atomics and
 // `T` is `Send + Sync`.
 unsafe impl<T: PagemapOps> Send for Pagemap<T> {}
 
-// SAFETY: Shared references reach only `T` (`Sync`), the free list through its lock and the
-// C pagemap, whose state the C side synchronises.
+// SAFETY: Shared references reach only `T` (`Sync`), the free list through atomic operations
+// and the C pagemap, whose state the C side synchronises.
 unsafe impl<T: PagemapOps> Sync for Pagemap<T> {}
 
 impl<T: PagemapOps> Pagemap<T> {
@@ -325,11 +386,7 @@ impl<T: PagemapOps> Pagemap<T> {
             memory,
             start_pfn: usize::try_from(region.start >> PAGE_SHIFT)?,
             npages: usize::try_from(region.len >> PAGE_SHIFT)?,
-            free <- {
-                let free = FreePages::new(*npages)?;
-                let (name, key) = free_pages_lock_class();
-                SpinLock::new(free, name, key)
-            },
+            free: FreePages::new(*npages)?,
             data,
             // Last: once mapped, the pagemap must be unmapped by `drop`, which needs the rest.
             pgmap <- {
@@ -392,7 +449,7 @@ impl<T: PagemapOps> Pagemap<T> {
 
     /// The number of pages allocated and not yet freed.
     pub fn allocated(&self) -> usize {
-        self.free.lock().allocated()
+        self.free.allocated()
     }
 
     /// Allocates a free page, with `data` as its [`PagemapOps::PageData`], for a migration
@@ -405,13 +462,10 @@ impl<T: PagemapOps> Pagemap<T> {
     ///
     /// Sleeps (the new page is locked).
     pub fn alloc_page(&self, data: T::PageData) -> Result<NewDevicePage<'_, T>> {
-        let index = {
-            let mut free = self.free.lock();
-            if free.removing {
-                return Err(EBUSY);
-            }
-            free.pop().ok_or(ENOMEM)? as usize
-        };
+        if self.free.removing.load(Ordering::Acquire) {
+            return Err(EBUSY);
+        }
+        let index = self.free.pop().ok_or(ENOMEM)? as usize;
         // The index is below `npages` (type invariant), so this does not overflow.
         let pfn = self.start_pfn + index;
         // SAFETY: `pfn` is in the mapped range, which has a `struct page` for each pfn.
@@ -455,7 +509,7 @@ impl<T: PagemapOps> Pagemap<T> {
 
     /// Marks the pagemap as going away: [`Self::alloc_page`] fails from now on.
     pub(crate) fn stop_allocating(&self) {
-        self.free.lock().removing = true;
+        self.free.removing.store(true, Ordering::Release);
     }
 
     /// Returns the pagemap of the device page `page`, if it is a `Pagemap<T>` of `owner`.
@@ -515,7 +569,7 @@ impl<T: PagemapOps> Pagemap<T> {
         else {
             return;
         };
-        self.free.lock().push(index);
+        self.free.push(index);
     }
 }
 
