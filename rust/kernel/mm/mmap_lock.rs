@@ -13,11 +13,15 @@
 use crate::bindings;
 
 /// Whether the tracepoint `tp` has a probe attached (`tracepoint_enabled`).
+///
+/// # Safety
+///
+/// `tp` points to a tracepoint, alive for the kernel's lifetime (a static).
 #[cfg(all(CONFIG_TRACING, CONFIG_TRACEPOINTS))]
 #[inline]
-fn tracepoint_enabled(tp: *const bindings::tracepoint) -> bool {
-    // SAFETY: `tp` is one of the lock's tracepoints, statics of the kernel image. Their key's
-    // count changes by atomic operations (when probes come and go): read it as one.
+unsafe fn tracepoint_enabled(tp: *const bindings::tracepoint) -> bool {
+    // SAFETY: `tp` is valid (the caller's guarantee). Its key's count changes by atomic
+    // operations (when probes come and go): read it as one.
     let count = unsafe {
         core::sync::atomic::AtomicI32::from_ptr((&raw const (*tp).key.enabled.counter).cast_mut())
     }
@@ -27,22 +31,32 @@ fn tracepoint_enabled(tp: *const bindings::tracepoint) -> bool {
 }
 
 /// The tracepoint before the lock is taken (`__mmap_lock_trace_start_locking`).
+///
+/// # Safety
+///
+/// `mm` is a valid address space.
 #[inline]
-fn trace_start_locking(mm: *mut bindings::mm_struct) {
+unsafe fn trace_start_locking(mm: *mut bindings::mm_struct) {
     #[cfg(all(CONFIG_TRACING, CONFIG_TRACEPOINTS))]
-    if tracepoint_enabled(&raw const bindings::__tracepoint_mmap_lock_start_locking) {
-        // SAFETY: `mm` is the address space whose lock is about to be taken.
+    // SAFETY: A tracepoint of the kernel image.
+    if unsafe { tracepoint_enabled(&raw const bindings::__tracepoint_mmap_lock_start_locking) } {
+        // SAFETY: `mm` is valid (the caller's guarantee).
         unsafe { bindings::__mmap_lock_do_trace_start_locking(mm, false) };
     }
     let _ = mm;
 }
 
 /// The tracepoint once the lock is taken, or not (`__mmap_lock_trace_acquire_returned`).
+///
+/// # Safety
+///
+/// `mm` is a valid address space.
 #[inline]
-fn trace_acquire_returned(mm: *mut bindings::mm_struct, success: bool) {
+unsafe fn trace_acquire_returned(mm: *mut bindings::mm_struct, success: bool) {
     #[cfg(all(CONFIG_TRACING, CONFIG_TRACEPOINTS))]
-    if tracepoint_enabled(&raw const bindings::__tracepoint_mmap_lock_acquire_returned) {
-        // SAFETY: `mm` is the address space whose lock was just asked for.
+    // SAFETY: A tracepoint of the kernel image.
+    if unsafe { tracepoint_enabled(&raw const bindings::__tracepoint_mmap_lock_acquire_returned) } {
+        // SAFETY: `mm` is valid (the caller's guarantee).
         unsafe { bindings::__mmap_lock_do_trace_acquire_returned(mm, false, success) };
     }
     let _ = (mm, success);
@@ -55,10 +69,12 @@ fn trace_acquire_returned(mm: *mut bindings::mm_struct, success: bool) {
 /// `mm` is a valid address space, and the caller may sleep.
 #[inline]
 pub(crate) unsafe fn read_lock(mm: *mut bindings::mm_struct) {
-    trace_start_locking(mm);
-    // SAFETY: `mm` is valid (the caller's guarantee).
-    unsafe { bindings::down_read(&raw mut (*mm).__bindgen_anon_1.mmap_lock) };
-    trace_acquire_returned(mm, true);
+    // SAFETY: `mm` is valid (the caller's guarantee), here and below.
+    unsafe {
+        trace_start_locking(mm);
+        bindings::down_read(&raw mut (*mm).__bindgen_anon_1.mmap_lock);
+        trace_acquire_returned(mm, true);
+    }
 }
 
 /// Takes the mmap lock of `mm` for reading unless a fatal signal comes first
@@ -69,11 +85,13 @@ pub(crate) unsafe fn read_lock(mm: *mut bindings::mm_struct) {
 /// `mm` is a valid address space, and the caller may sleep.
 #[inline]
 pub(crate) unsafe fn read_lock_killable(mm: *mut bindings::mm_struct) -> crate::ffi::c_int {
-    trace_start_locking(mm);
-    // SAFETY: `mm` is valid (the caller's guarantee).
-    let ret = unsafe { bindings::down_read_killable(&raw mut (*mm).__bindgen_anon_1.mmap_lock) };
-    trace_acquire_returned(mm, ret == 0);
-    ret
+    // SAFETY: `mm` is valid (the caller's guarantee), here and below.
+    unsafe {
+        trace_start_locking(mm);
+        let ret = bindings::down_read_killable(&raw mut (*mm).__bindgen_anon_1.mmap_lock);
+        trace_acquire_returned(mm, ret == 0);
+        ret
+    }
 }
 
 /// Takes the mmap lock of `mm` for reading if nobody holds it for writing
@@ -84,11 +102,13 @@ pub(crate) unsafe fn read_lock_killable(mm: *mut bindings::mm_struct) -> crate::
 /// `mm` is a valid address space.
 #[inline]
 pub(crate) unsafe fn read_trylock(mm: *mut bindings::mm_struct) -> bool {
-    trace_start_locking(mm);
-    // SAFETY: `mm` is valid (the caller's guarantee).
-    let taken = unsafe { bindings::down_read_trylock(&raw mut (*mm).__bindgen_anon_1.mmap_lock) };
-    trace_acquire_returned(mm, taken != 0);
-    taken != 0
+    // SAFETY: `mm` is valid (the caller's guarantee), here and below.
+    unsafe {
+        trace_start_locking(mm);
+        let taken = bindings::down_read_trylock(&raw mut (*mm).__bindgen_anon_1.mmap_lock) != 0;
+        trace_acquire_returned(mm, taken);
+        taken
+    }
 }
 
 /// Releases the mmap lock of `mm` held for reading (`mmap_read_unlock`).
@@ -99,7 +119,8 @@ pub(crate) unsafe fn read_trylock(mm: *mut bindings::mm_struct) -> bool {
 #[inline]
 pub(crate) unsafe fn read_unlock(mm: *mut bindings::mm_struct) {
     #[cfg(all(CONFIG_TRACING, CONFIG_TRACEPOINTS))]
-    if tracepoint_enabled(&raw const bindings::__tracepoint_mmap_lock_released) {
+    // SAFETY: A tracepoint of the kernel image.
+    if unsafe { tracepoint_enabled(&raw const bindings::__tracepoint_mmap_lock_released) } {
         // SAFETY: `mm` is the address space whose lock is being released.
         unsafe { bindings::__mmap_lock_do_trace_released(mm, false) };
     }
