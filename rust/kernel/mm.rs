@@ -149,7 +149,9 @@ impl Mm {
             };
             let mut n = users.load(Ordering::Relaxed);
             while n != 0 {
-                match users.compare_exchange_weak(n, n + 1, Ordering::SeqCst, Ordering::Relaxed) {
+                // Wrapping, as C's atomics do (no overflow check to panic on).
+                let more = n.wrapping_add(1);
+                match users.compare_exchange_weak(n, more, Ordering::SeqCst, Ordering::Relaxed) {
                     Ok(_) => return true,
                     Err(now) => n = now,
                 }

@@ -29,6 +29,10 @@ LOGS=$BUILD/logs
 REPS=${RUST_HMM_BENCH_REPS:-5}
 OUT=${RUST_HMM_BENCH_OUT:-$REPO/BENCHMARK.md}
 TIMEOUT=${RUST_HMM_TIMEOUT:-3600}
+case "${RUST_HMM_BENCH_MINOR:-0}" in
+0 | 2) ;;
+*) echo "bench: RUST_HMM_BENCH_MINOR is 0 (device-private) or 2 (device-coherent)" >&2; exit 2 ;;
+esac
 
 "$HERE/setup.sh"
 if [ "${RUST_HMM_SKIP_BUILD:-0}" != 1 ]; then

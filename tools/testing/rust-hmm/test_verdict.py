@@ -163,6 +163,17 @@ class BenchTableTest(unittest.TestCase):
         ref = [100, 100.2, 99.9, 100.1, 60, 100.3, 99.8, 100, 100.1, 99.9]
         self.assertLess(self.bt.slower_p([97, 97.1, 96.9, 97.2, 97], ref), self.bt.ALPHA)
 
+    def test_many_repetitions_stay_bounded(self):
+        # RUST_HMM_BENCH_REPS=10: C(30, 10) ways, too many to count; the estimate still tells
+        # a clear deficit from interleaved samples.
+        import time
+        t = time.monotonic()
+        low = self.bt.slower_p([90 + i * 0.1 for i in range(10)], [100 + i * 0.1 for i in range(20)])
+        mixed = self.bt.slower_p([100 + i for i in range(0, 20, 2)], [100 + i for i in range(1, 21)])
+        self.assertLess(time.monotonic() - t, 30)
+        self.assertLess(low, self.bt.ALPHA)
+        self.assertGreater(mixed, self.bt.ALPHA)
+
     def test_ratio_rule_null(self):
         # A cell whose C and C2 samples spread by 10%: drawn three times from them, the
         # ratio rule calls it behind in a good part of the draws.
