@@ -43,7 +43,9 @@ use core::marker::PhantomData;
 #[cfg(CONFIG_DEVICE_PRIVATE)]
 pub mod exclusive;
 mod mirror;
-pub use mirror::{DevicePageTable, Mirror, MirrorCommit, MirrorGuard, MirrorOps, MirroredPage};
+mod table;
+pub use mirror::{Mirror, MirrorCommit, MirrorGuard, MirrorOps};
+pub use table::{DevicePageTable, MirroredPage};
 
 /// How long [`range_fault`] retries a range that keeps being invalidated, in milliseconds
 /// (`HMM_RANGE_DEFAULT_TIMEOUT`).

@@ -53,6 +53,11 @@
 //! assert_eq!(table.load(7), Some(v));
 //! assert_eq!(table.load(8), None);
 //! assert!(Value::new(usize::MAX).is_none());
+//! // And removed with one call (no guard may be held: it takes the table mutably).
+//! let mut table = table;
+//! assert_eq!(table.as_mut().erase(7), Some(v));
+//! assert_eq!(table.as_mut().erase(7), None);
+//! assert_eq!(table.load(7), None);
 //! # Ok::<(), Error>(())
 //! ```
 

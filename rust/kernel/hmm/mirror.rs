@@ -101,22 +101,16 @@
 
 #[cfg(CONFIG_DEVICE_PRIVATE)]
 use super::exclusive::make_device_exclusive;
+use super::table::{DevicePageTable, NO_ENTRY};
 use super::{range_fault, range_fault_locked, FaultedRange, HmmPfn, Owner, PageKind, Range};
 use crate::{
-    alloc::flags::{__GFP_NOWARN, GFP_ATOMIC},
-    bindings,
     error::Result,
-    mm::{
-        highmem::CpuPage, memmap::MemMap, pfn_array::PFN_ARRAY_INLINE, Mm, MmWithUser,
-        MmapReadGuard,
-    },
+    mm::{Mm, MmWithUser, MmapReadGuard},
     mmu_notifier::{Event, IntervalNotifierOps, MmuIntervalNotifier, NotifierGuard, NotifierRange},
     page::PAGE_SHIFT,
     prelude::*,
     sync::Arc,
-    xarray::{Value, XArray},
 };
-use core::{marker::PhantomData, ptr::NonNull};
 
 /// What a driver keeps in a [`Mirror`] besides its device page table.
 pub trait MirrorOps: Send + Sized {
@@ -275,7 +269,7 @@ impl<T: MirrorOps + 'static> Mirror<T> {
                 let entries = pages.iter().map(|page| match page {
                     Some(page) => {
                         n += 1;
-                        DevicePageTable::entry(page.pfn(), false, false, true).map(Value::get)
+                        DevicePageTable::entry(page.pfn(), false, false, true)
                     }
                     None => Ok(NO_ENTRY),
                 });
@@ -435,7 +429,7 @@ impl<T: MirrorOps + 'static> Mirror<T> {
                     Some((page, writable)) if page.is_owned_by(owner) => {
                         let private =
                             page.memory_type() == crate::memremap::MemoryType::DevicePrivate;
-                        DevicePageTable::entry(page.pfn(), writable, private, false).map(Value::get)
+                        DevicePageTable::entry(page.pfn(), writable, private, false)
                     }
                     _ => Ok(NO_ENTRY),
                 });
@@ -596,8 +590,8 @@ impl<'a, T: MirrorOps> MirrorCommit<'a, T> {
         let write = self.range.request() == super::Request::Write;
         let first = self.range.start() >> PAGE_SHIFT;
         let table = &mut self.state.table;
-        // The entries are made a block at a time with the mirror lock held (`pred` may
-        // sleep), then stored with one hold of the table's spinlock rather than one per page.
+        // The mirror lock is held (`pred` may sleep); each entry goes into its block as it is
+        // made.
         table.store_each(
             first,
             self.range
@@ -613,7 +607,6 @@ impl<'a, T: MirrorOps> MirrorCommit<'a, T> {
                             Err(EFAULT)
                         } else {
                             DevicePageTable::entry(page, pfn.is_writable(), private, false)
-                                .map(Value::get)
                         }
                     }
                     (Some(_), Some(_)) => Ok(NO_ENTRY),
@@ -621,225 +614,5 @@ impl<'a, T: MirrorOps> MirrorCommit<'a, T> {
                     _ => Err(EFAULT),
                 }),
         )
-    }
-}
-
-/// A slot of [`MirrorCommit::map_if`] that maps nothing: above [`Value::MAX`], unlike every
-/// entry.
-const NO_ENTRY: usize = usize::MAX;
-
-/// The device page table of a [`Mirror`]: for each mirrored virtual page, the CPU page and
-/// whether the device may write it.
-///
-/// Only reachable under the mirror lock; holds no reference on the pages.
-///
-/// # Invariants
-///
-/// Every entry maps the page index of a virtual address to `pfn << 3 | exclusive << 2 |
-/// private << 1 | writable` for a page that the CPU maps at that address with that permission
-/// (or, if `exclusive`, that is device-exclusive there; or that a migration to the mirror's
-/// device holds locked and maps there when it ends), `private` telling a device-private page
-/// (of the mirror's owner) from one the CPU can address: an entry is inserted only from a
-/// validated [`range_fault`] result, a device-exclusive conversion or a migration checked by
-/// [`Mirror::migrate_to_device`], and removed by every invalidation of its address (but the
-/// conversions the mirror asked for itself), both under the mirror lock.
-pub struct DevicePageTable {
-    xa: Pin<KBox<XArray<Value>>>,
-}
-
-impl DevicePageTable {
-    fn new() -> Result<Self> {
-        Ok(Self {
-            xa: KBox::pin_init(XArray::new(), GFP_KERNEL)?,
-        })
-    }
-
-    /// Stores `entries` at the indices from `first` on, but [`NO_ENTRY`]s, with one hold of
-    /// the XArray's spinlock.
-    fn store_block(&mut self, first: usize, entries: &[usize]) -> Result {
-        let mut xa = self.xa.lock();
-        for (i, &entry) in entries.iter().enumerate() {
-            let Some(value) = Value::new(entry) else {
-                continue;
-            };
-            // The mirror lock is held, and an invalidation from reclaim takes it: no sleeping
-            // allocation here. Failing is fine (the caller gets `ENOMEM`), warning is not.
-            xa.store(first + i, value, GFP_ATOMIC | __GFP_NOWARN)
-                .map_err(|e| e.error)?;
-        }
-        Ok(())
-    }
-
-    /// Stores the entries that `entries` yields at the indices from `first` on (a
-    /// [`NO_ENTRY`] skips its index), a block of up to 64 per hold of the XArray's spinlock.
-    /// Stops at the first error, the entries before it stored.
-    ///
-    /// The block is on the stack: nothing may allocate with a sleeping allocation under the
-    /// mirror lock, which reclaim takes.
-    fn store_each(&mut self, first: usize, entries: impl Iterator<Item = Result<usize>>) -> Result {
-        let mut block = [NO_ENTRY; PFN_ARRAY_INLINE];
-        let (mut n, mut done) = (0, 0);
-        let mut ret = Ok(());
-        for entry in entries {
-            let (Ok(entry), Some(slot)) = (entry, block.get_mut(n)) else {
-                ret = entry.map(|_| ());
-                break;
-            };
-            *slot = entry;
-            n += 1;
-            if n == block.len() {
-                self.store_block(first + done, &block)?;
-                (n, done) = (0, done + n);
-            }
-        }
-        self.store_block(first + done, block.get(..n).unwrap_or(&[]))?;
-        ret
-    }
-
-    /// The entry of a page: `pfn << 3 | exclusive << 2 | private << 1 | writable`.
-    #[inline]
-    fn entry(pfn: usize, writable: bool, private: bool, exclusive: bool) -> Result<Value> {
-        let flags = usize::from(exclusive) << 2 | usize::from(private) << 1 | usize::from(writable);
-        pfn.checked_mul(8)
-            .and_then(|e| Value::new(e | flags))
-            .ok_or(EINVAL)
-    }
-
-    /// Returns the page mapped at `addr` in the device page table, if any.
-    #[inline]
-    pub fn lookup(&self, addr: usize) -> Option<MirroredPage<'_>> {
-        // The mirror lock, which every store and removal holds, is held: the entry is
-        // current without the XArray's own lock.
-        let entry = self.xa.load(addr >> PAGE_SHIFT)?.get();
-        // SAFETY: By the type invariant the pfn is of a page the CPU maps, which has a
-        // `struct page`.
-        let page = unsafe { MemMap::get().pfn_to_page(entry >> 3) };
-        // INVARIANT: The entry is present under the mirror lock, which `&self` borrows.
-        Some(MirroredPage {
-            // SAFETY: `pfn_to_page` of a page's pfn is not null.
-            page: unsafe { NonNull::new_unchecked(page) },
-            writable: entry & 1 != 0,
-            private: entry & 2 != 0,
-            exclusive: entry & 4 != 0,
-            _p: PhantomData,
-        })
-    }
-
-    /// Returns whether an entry of `[start, end)` is device-exclusive; walks only the entries
-    /// that exist, however large the range.
-    pub fn contains_exclusive(&self, start: usize, end: usize) -> bool {
-        if end <= start {
-            return false;
-        }
-        let (mut index, last) = (start >> PAGE_SHIFT, (end - 1) >> PAGE_SHIFT);
-        let guard = self.xa.lock();
-        while let Some((found, entry)) = guard.find(index, last) {
-            if entry.get() & 4 != 0 {
-                return true;
-            }
-            match found.checked_add(1) {
-                Some(next) if next <= last => index = next,
-                _ => break,
-            }
-        }
-        false
-    }
-
-    /// Returns whether the device page table maps `addr`.
-    #[inline]
-    pub fn contains(&self, addr: usize) -> bool {
-        self.xa.load(addr >> PAGE_SHIFT).is_some()
-    }
-
-    /// Removes the entries of `[start, end)`; walks only the entries that exist.
-    #[inline]
-    fn clear(&mut self, start: usize, end: usize) {
-        if end <= start {
-            return;
-        }
-        let (first, last) = (start >> PAGE_SHIFT, (end - 1) >> PAGE_SHIFT);
-        // One page (a CPU fault migrating it back): one call.
-        if first == last {
-            self.xa.as_mut().erase(first);
-            return;
-        }
-        self.clear_pages(first, last);
-    }
-
-    /// Removes the entries of the page indices `first..=last`.
-    fn clear_pages(&mut self, first: usize, last: usize) {
-        let mut guard = self.xa.lock();
-        // A few pages (a CPU fault migrating one back, an munmap of a page): removing each
-        // costs less than searching for what is there.
-        if last - first < CLEAR_WITHOUT_SEARCH {
-            for index in first..=last {
-                guard.remove(index);
-            }
-            return;
-        }
-        let mut next = first;
-        // A search finds the next entry; the run of entries from there on is removed without
-        // searching, until a slot is empty. Each search starts after what was removed: one
-        // from `first` would pass over the slots emptied so far again, quadratic in the
-        // entries of a leaf.
-        while let Some((mut index, _)) = guard.find(next, last) {
-            while guard.remove(index).is_some() && index < last {
-                index += 1;
-            }
-            match index.checked_add(1) {
-                Some(i) if i <= last => next = i,
-                _ => break,
-            }
-        }
-    }
-}
-
-/// Ranges of fewer pages than this are cleared slot by slot, without searching for entries.
-const CLEAR_WITHOUT_SEARCH: usize = 16;
-
-/// A page mapped in a device page table, usable while the mirror lock is held.
-///
-/// # Invariants
-///
-/// `page` is a page that the CPU maps at the mirrored address (writable if `writable`), or
-/// that a migration holds locked and maps there when it ends, and stays so for `'a`, the borrow
-/// of the locked [`DevicePageTable`]; it is a device-private
-/// page of the mirror's owner if `private`, else a page the CPU can address.
-pub struct MirroredPage<'a> {
-    page: NonNull<bindings::page>,
-    writable: bool,
-    private: bool,
-    exclusive: bool,
-    _p: PhantomData<&'a DevicePageTable>,
-}
-
-impl<'a> MirroredPage<'a> {
-    /// Whether the device may write the page.
-    #[inline]
-    pub fn is_writable(&self) -> bool {
-        self.writable
-    }
-
-    /// Whether the page is device-exclusive (mapped by [`Mirror::make_exclusive`]).
-    #[inline]
-    pub fn is_exclusive(&self) -> bool {
-        self.exclusive
-    }
-
-    /// The page, if the CPU can address it (system or device-coherent memory): the device
-    /// reads and writes it through the CPU. `None` for a device-private page.
-    #[inline]
-    pub fn as_cpu(&self) -> Option<CpuPage<'a>> {
-        // SAFETY: Not device-private: CPU-addressable, and mapped for `'a` (type invariant).
-        (!self.private).then(|| unsafe { CpuPage::from_raw(self.page) })
-    }
-
-    /// The page, if it is device memory (device-private of the mirror's owner, or
-    /// device-coherent of any owner).
-    #[cfg(all(CONFIG_DEVICE_PRIVATE, CONFIG_DEVICE_MIGRATION))]
-    #[inline]
-    pub fn as_device(&self) -> Option<crate::memremap::DevicePageRef<'a>> {
-        // SAFETY: The CPU maps the page for `'a` (type invariant), so it is allocated.
-        unsafe { crate::memremap::DevicePageRef::from_raw(self.page.as_ptr()) }
     }
 }
