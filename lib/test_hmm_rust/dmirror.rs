@@ -32,6 +32,9 @@ impl MirrorOps for DmirrorData {}
 #[pin_data]
 pub(crate) struct Dmirror {
     pub(crate) mdevice: Arc<DmirrorDevice>,
+    /// The owner of the device's memory, kept here too: the ioctls that pass it to HMM then
+    /// read nothing of the device (C passes its device's address, without reading it).
+    owner: Arc<Owner>,
     /// The device page table, following the whole address space of the opener.
     #[pin]
     pub(crate) mirror: Mirror<DmirrorData>,
@@ -83,7 +86,7 @@ impl Dmirror {
     /// The owner of the device's memory.
     #[inline]
     pub(crate) fn owner(&self) -> &Owner {
-        &self.mdevice.owner
+        &self.owner
     }
 
     // Inline into the file operation that calls it: one call per ioctl fewer.
@@ -127,6 +130,7 @@ impl cdev::Operations for Dmirror {
             KBox::pin_init(
                 try_pin_init!(Dmirror {
                     mdevice: mdevice.clone(),
+                    owner: mdevice.owner.clone(),
                     mirror <- Mirror::with_owner(mm, 0, end, mdevice.owner.clone(), DmirrorData),
                     bounce_cache <- kernel::new_mutex!(None),
                 }? Error),

@@ -15,7 +15,7 @@ use kernel::mm::{highmem::CpuPage, PMD_SHIFT, PUD_SHIFT};
 use kernel::page::PAGE_SIZE;
 use kernel::prelude::*;
 use kernel::sync::Mutex;
-use kernel::task::fatal_signal_pending;
+use kernel::task::{cond_resched, fatal_signal_pending};
 use kernel::time::{ktime_ms_delta, Ktime};
 use kernel::uaccess::UserSlice;
 
@@ -262,7 +262,14 @@ impl Dmirror {
         mm.with_user(|mm| {
             let mut addr = start;
             while addr < end {
-                // `Mirror::fault` reschedules and stops on a fatal signal.
+                // The range is sized by the user: between chunks, let others run, and stop if
+                // the task is being killed (`Mirror::fault` does so only between its retries).
+                if addr != start {
+                    cond_resched();
+                    if fatal_signal_pending() {
+                        return Err(EINTR);
+                    }
+                }
                 let next = chunk_end(addr, end)?;
                 let mut range = Range::new(addr, next, request, Some(self.owner()))?;
                 match self.mirror.fault(mm, &mut range, |commit| commit.map())? {
@@ -373,9 +380,14 @@ impl Dmirror {
         mm.with_user(|mm| -> Result {
             let mut addr = range.start;
             while addr < range.end {
-                // The range is sized by the user: `Mirror::fault` lets others run and stops
-                // with `EINTR` if the task is killed, chunk by chunk. Other signals do not
-                // interrupt it, as in C.
+                // The range is sized by the user: between chunks, let others run, and stop with
+                // `EINTR` if the task is killed. Other signals do not interrupt it, as in C.
+                if addr != range.start {
+                    cond_resched();
+                    if fatal_signal_pending() {
+                        return Err(EINTR);
+                    }
+                }
                 let next = snapshot_chunk_end(addr, range.end)?;
                 let mut hmm_range = Range::new(addr, next, Request::Snapshot, Some(self.owner()))?;
                 let mut perm = [0u8; FAULT_CHUNK_PAGES];

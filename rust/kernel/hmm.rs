@@ -8,7 +8,9 @@
 //! then take the notifier lock and check that no invalidation ran in between; only then is
 //! the result handed to the caller's `commit`, with the notifier's state locked. The loop
 //! gives up with `EBUSY` after [`RANGE_DEFAULT_TIMEOUT_MS`], and with `EINTR` when the task is
-//! being killed. [`range_fault_locked`] is the same loop for a caller that already holds the
+//! being killed; before each retry it lets others run. (Not before the first read, whose work
+//! the range bounds: a caller that walks a range sized by the user, piece by piece, reschedules
+//! and checks for a fatal signal between the pieces.) [`range_fault_locked`] is the same loop for a caller that already holds the
 //! mmap read lock (a CPU fault handler, device-exclusive access).
 //!
 //! A range must lie inside the notifier's interval: a page outside it would get no
@@ -126,12 +128,25 @@ pub enum Request {
 }
 
 impl Request {
+    /// `0` for a snapshot, valid to read, valid and writable to write.
+    ///
+    /// Computed, not matched: LLVM makes the match a table in `.rodata`, a page of data more
+    /// per range (under QEMU TCG each page an operation touches after a TLB flush costs a
+    /// walk of the page tables).
+    #[inline]
     fn default_flags(self) -> usize {
-        match self {
-            Self::Snapshot => 0,
-            Self::Read => PFN_VALID,
-            Self::Write => PFN_VALID | PFN_WRITE,
-        }
+        let r = self as usize;
+        let valid = if r != Self::Snapshot as usize {
+            PFN_VALID
+        } else {
+            0
+        };
+        let write = if r == Self::Write as usize {
+            PFN_WRITE
+        } else {
+            0
+        };
+        valid | write
     }
 }
 
@@ -401,24 +416,24 @@ impl<'a> FaultedRange<'a> {
 
 /// The pfn of the shared zero page for `addr` (`my_zero_pfn`).
 ///
-/// Where the zero page comes in one colour (all but MIPS and s390) it is a constant set at
-/// boot: read once and kept, rather than called for every range.
+/// Where the zero page comes in one colour (all but MIPS and s390) it is C's variable
+/// `zero_pfn`, set at boot: read where C reads it (a copy of ours would cost a page of data
+/// more per range under QEMU TCG, which walks the page tables for each page touched after
+/// a TLB flush), rather than called for every range.
 #[inline]
 fn zero_pfn(addr: usize) -> usize {
-    use core::sync::atomic::{AtomicUsize, Ordering};
-
-    /// The zero page's pfn once read; `usize::MAX`, which is no pfn, before.
-    static ZERO_PFN: AtomicUsize = AtomicUsize::new(usize::MAX);
-
-    let colored = cfg!(any(target_arch = "mips", target_arch = "s390x"));
-    let cached = ZERO_PFN.load(Ordering::Relaxed);
-    if cached != usize::MAX && !colored {
-        return cached;
+    #[cfg(not(any(CONFIG_MIPS, CONFIG_S390)))]
+    {
+        let _ = addr;
+        // SAFETY: `zero_pfn` is set before any module or driver runs and never written
+        // again (`__ro_after_init`): a plain read races with nothing.
+        unsafe { bindings::zero_pfn }
     }
+    #[cfg(any(CONFIG_MIPS, CONFIG_S390))]
     // SAFETY: `my_zero_pfn` reads a constant of the memory layout.
-    let pfn = unsafe { bindings::my_zero_pfn(addr as c_ulong) } as usize;
-    ZERO_PFN.store(pfn, Ordering::Relaxed);
-    pfn
+    unsafe {
+        bindings::my_zero_pfn(addr as c_ulong) as usize
+    }
 }
 
 /// Reads `jiffies`.
@@ -461,13 +476,16 @@ fn fault_loop<T: IntervalNotifierOps, R>(
     let started = jiffies();
     let mut first = true;
     loop {
-        // Invalidations may keep the read busy: let them run, unless the task is dying.
-        if fatal_signal_pending() {
-            return Err(EINTR);
-        }
-        cond_resched();
-        // `time_after(jiffies, started + timeout)`, converted only when it is needed.
+        // Invalidations may keep the read busy: let them run, unless the task is dying. Not
+        // before the first read (the caller's loop over pieces does it between them): under
+        // QEMU TCG the calls cost a page of code each after every TLB flush, and C's loops
+        // make none.
         if !first {
+            if fatal_signal_pending() {
+                return Err(EINTR);
+            }
+            cond_resched();
+            // `time_after(jiffies, started + timeout)`, converted only when it is needed.
             let timeout = started.wrapping_add(msecs_to_jiffies(RANGE_DEFAULT_TIMEOUT_MS));
             if (timeout.wrapping_sub(jiffies()) as isize) < 0 {
                 return Err(EBUSY);
@@ -500,7 +518,7 @@ fn fault_loop<T: IntervalNotifierOps, R>(
 /// [`Mm::with_user`](crate::mm::Mm::with_user)). Returns `EINVAL` if `mm` is not the
 /// notifier's or the range is not inside the notifier's interval, `EBUSY` if invalidations
 /// kept interrupting the read for [`RANGE_DEFAULT_TIMEOUT_MS`], `EINTR` if the task is being
-/// killed, and what `hmm_range_fault` returns: `EFAULT` for an address with no VMA, or one
+/// killed (while it waits for the mmap lock, or before a retry), and what `hmm_range_fault` returns: `EFAULT` for an address with no VMA, or one
 /// whose VMA does not allow the request, `EPERM` for a write to a read-only mapping.
 ///
 /// # Context

@@ -21,7 +21,10 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 ///
 /// The value is never zero; a zero in `cell` means not asked yet. Two first callers may both
 /// ask: they get the same value.
+///
+/// Unused where every base is a constant (x86-64 without a dynamic memory layout).
 #[inline]
+#[allow(dead_code)]
 fn boot_constant(cell: &AtomicUsize, ask: impl FnOnce() -> usize) -> usize {
     let mut value = cell.load(Ordering::Relaxed);
     if value == 0 {
@@ -72,21 +75,38 @@ impl MemMap {
         Self {
             #[cfg(CONFIG_SPARSEMEM_VMEMMAP)]
             base: {
-                /// `vmemmap` once read (the memory map is never at address zero).
-                static BASE: AtomicUsize = AtomicUsize::new(0);
+                // x86-64 without a dynamic layout (KASLR of the memory regions, 5-level
+                // paging): a constant, as C's `vmemmap`, so that no static of ours costs a
+                // page of data per operation (QEMU TCG walks the page tables for each page
+                // after every TLB flush).
+                #[cfg(all(CONFIG_X86_64, not(CONFIG_DYNAMIC_MEMORY_LAYOUT)))]
+                let base = bindings::VMEMMAP_START as usize;
+                #[cfg(not(all(CONFIG_X86_64, not(CONFIG_DYNAMIC_MEMORY_LAYOUT))))]
+                let base = {
+                    /// `vmemmap` once read (the memory map is never at address zero).
+                    static BASE: AtomicUsize = AtomicUsize::new(0);
 
-                // SAFETY: With `CONFIG_SPARSEMEM_VMEMMAP`, `pfn_to_page(pfn)` is
-                // `vmemmap + pfn`: arithmetic, which dereferences nothing, whatever the pfn.
-                boot_constant(&BASE, || unsafe { bindings::pfn_to_page(0) } as usize)
-                    as *mut bindings::page
+                    // SAFETY: With `CONFIG_SPARSEMEM_VMEMMAP`, `pfn_to_page(pfn)` is
+                    // `vmemmap + pfn`: arithmetic, which dereferences nothing, whatever the
+                    // pfn.
+                    boot_constant(&BASE, || unsafe { bindings::pfn_to_page(0) } as usize)
+                };
+                base as *mut bindings::page
             },
             #[cfg(CONFIG_X86_64)]
             direct: {
-                /// `PAGE_OFFSET` once read (the direct map is in the upper half).
-                static DIRECT: AtomicUsize = AtomicUsize::new(0);
+                // A constant too without a dynamic layout (`__PAGE_OFFSET`, patch 0002).
+                #[cfg(not(CONFIG_DYNAMIC_MEMORY_LAYOUT))]
+                let direct = bindings::__PAGE_OFFSET;
+                #[cfg(CONFIG_DYNAMIC_MEMORY_LAYOUT)]
+                let direct = {
+                    /// `PAGE_OFFSET` once read (the direct map is in the upper half).
+                    static DIRECT: AtomicUsize = AtomicUsize::new(0);
 
-                // SAFETY: Reading `PAGE_OFFSET` has no precondition.
-                boot_constant(&DIRECT, || unsafe { bindings::page_offset() } as usize)
+                    // SAFETY: Reading `PAGE_OFFSET` has no precondition.
+                    boot_constant(&DIRECT, || unsafe { bindings::page_offset() } as usize)
+                };
+                direct
             },
         }
     }

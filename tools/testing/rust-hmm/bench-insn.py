@@ -43,29 +43,43 @@ def main():
         addrs = [a for a, _ in syms]
         per = collections.Counter()
         calls = collections.Counter()
-        blocks = 0
+        entries = collections.Counter()
+        blocks = cross = 0
         for line in open(path):
-            vaddr, insns, count = line.split()
+            vaddr, insns, count, *rest = line.split()
             addr = int(vaddr, 16)
             i = bisect.bisect_right(addrs, addr) - 1
             name = demangle(syms[i][1]) if i >= 0 else "?"
             per[name] += int(insns) * int(count)
             blocks += int(count)
+            if rest:
+                entries[name] += int(rest[0])
+                cross += int(rest[0])
             # A block at a function's first byte runs once per call (or tail call).
             if i >= 0 and addrs[i] == addr:
                 calls[name] += int(count)
         pages, iters, _ = cells[s]
         n = pages * iters
         return ({k: v / n for k, v in per.items()}, {k: v / n for k, v in calls.items()},
-                blocks / n)
+                blocks / n, cross / n, {k: v / n for k, v in entries.items()})
 
-    c, c_calls, c_blocks = load(counts_c, "c")
-    r, r_calls, r_blocks = load(counts_rust, "rust")
+    c, c_calls, c_blocks, c_cross, c_entries = load(counts_c, "c")
+    r, r_calls, r_blocks, r_cross, r_entries = load(counts_rust, "rust")
     print(f"instructions per page and iteration, {cells['c'][2]} pages "
           f"(iterations: C {cells['c'][1]}, Rust {cells['rust'][1]})")
     print(f"total: C {sum(c.values()):.0f}  Rust {sum(r.values()):.0f}; translation blocks "
           f"run: C {c_blocks:.0f}  Rust {r_blocks:.0f}; function calls: "
           f"C {sum(c_calls.values()):.1f}  Rust {sum(r_calls.values()):.1f}")
+    # QEMU chains a block directly to the next only on the page where it starts: an entry
+    # from another page is a lookup, as a return is.
+    print(f"entries of a block from another page: C {c_cross:.1f}  Rust {r_cross:.1f}; "
+          "the largest differences, by function entered:")
+    ediff = sorted(set(c_entries) | set(r_entries),
+                   key=lambda k: -abs(r_entries.get(k, 0) - c_entries.get(k, 0)))
+    for k in ediff[:rows // 4]:
+        d = r_entries.get(k, 0) - c_entries.get(k, 0)
+        if abs(d) >= 0.05:
+            print(f"{d:9.2f} {c_entries.get(k, 0):9.2f} {r_entries.get(k, 0):9.2f}  {k}")
     # Under TCG a call, and above all its return (an indirect jump: a lookup of the next
     # block), costs more than the instructions say.
     print("calls per page and iteration, the largest differences:")
@@ -75,11 +89,54 @@ def main():
         d = r_calls.get(k, 0) - c_calls.get(k, 0)
         if abs(d) >= 0.05:
             print(f"{d:9.2f} {c_calls.get(k, 0):9.2f} {r_calls.get(k, 0):9.2f}  {k}")
+    print_pages(counts_c, counts_rust)
     print("instructions per page and iteration, the largest differences:")
     print(f"{'Rust-C':>9} {'C':>9} {'Rust':>9}  function")
     diff = sorted(set(c) | set(r), key=lambda k: -abs(r.get(k, 0) - c.get(k, 0)))
     for k in diff[:rows]:
         print(f"{r.get(k, 0) - c.get(k, 0):9.1f} {c.get(k, 0):9.1f} {r.get(k, 0):9.1f}  {k}")
+
+
+def region(addr):
+    """The part of the x86-64 address space (4-level paging, no KASLR) that holds addr."""
+    for base, name in ((0xffffffffa0000000, "modules"), (0xffffffff80000000, "kernel image"),
+                       (0xfffffe0000000000, "cpu entry, fixmap"), (0xffffea0000000000, "vmemmap"),
+                       (0xffffc90000000000, "vmalloc (stacks, vmalloc)"),
+                       (0xffff888000000000, "direct map"), (0x0000800000000000, "?")):
+        if addr >= base:
+            return name
+    return "user"
+
+
+def pages(path):
+    """A .pages dump: the distinct pages per operation, by kind and region."""
+    per = collections.Counter()
+    ops = 0
+    for line in open(path):
+        f = line.split()
+        if f[0] == "ops":
+            ops = int(f[1])
+        else:
+            per[(f[0], region(int(f[1], 16)))] += int(f[2])
+    return {k: v / max(ops, 1) for k, v in per.items()}
+
+
+def print_pages(counts_c, counts_rust):
+    try:
+        c, r = pages(counts_c + ".pages"), pages(counts_rust + ".pages")
+    except OSError:
+        return
+    print("distinct pages touched per operation (after each operation's munmap QEMU's software "
+          "TLB and block lookup cache start empty):")
+    print(f"{'C':>9} {'Rust':>9}  kind, region")
+    for kind in ("code", "data"):
+        keys = sorted(k for k in set(c) | set(r) if k[0] == kind)
+        for k in keys:
+            print(f"{c.get(k, 0):9.1f} {r.get(k, 0):9.1f}  {k[0]}, {k[1]}")
+        tc = sum(v for k, v in c.items() if k[0] == kind)
+        tr = sum(v for k, v in r.items() if k[0] == kind)
+        if keys:
+            print(f"{tc:9.1f} {tr:9.1f}  {kind}, total")
 
 
 def demangle(name):

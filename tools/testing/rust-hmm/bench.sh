@@ -16,7 +16,9 @@
 # function profiler's top kernel functions for one run of each module over those cells on
 # minor 0 (RUST_HMM_BENCH_MINOR=2: the device-coherent one), RUST_HMM_BENCH_PROFILE=graph the function graph of their last ioctls, and
 # RUST_HMM_BENCH_PROFILE=insn (one operation and one size) the instructions each function
-# executes per page, Rust functions included, C module against Rust module (bench-insn.py).
+# executes per page, Rust functions included, C module against Rust module (bench-insn.py),
+# and the distinct pages of code each operation runs (RUST_HMM_BENCH_PROFILE=pages: and of
+# data it touches).
 # RUST_HMM_BENCH_SERIES=rust (or c) runs one module only, to profile QEMU from the host
 # (perf record -p on its pid): where TCG spends the time, which instruction counts miss.
 set -euo pipefail
@@ -52,10 +54,14 @@ cp "$BUILD/dmirror-bench" "$root/bin/"
 cp "$KSRC/lib/test_hmm.ko" "$KSRC/lib/test_hmm_rust/test_hmm_rust.ko" "$root/lib/modules/"
 (cd "$root" && find . | cpio -o -H newc --quiet) >"$BUILD/initramfs.cpio"
 
+# RUST_HMM_BENCH_PROFILE=pages: insn, and the distinct data pages of each operation too.
+profile=${RUST_HMM_BENCH_PROFILE:-}
+pages=
+[ "$profile" != pages ] || { profile=insn pages=,pages=1; }
 extra=
 [ -z "${RUST_HMM_BENCH_OPS:-}" ] || extra="rust_hmm.bench_ops=$RUST_HMM_BENCH_OPS"
 [ -z "${RUST_HMM_BENCH_PAGES:-}" ] || extra="$extra rust_hmm.bench_pages=$RUST_HMM_BENCH_PAGES"
-[ -z "${RUST_HMM_BENCH_PROFILE:-}" ] || extra="$extra rust_hmm.bench_profile=$RUST_HMM_BENCH_PROFILE"
+[ -z "$profile" ] || extra="$extra rust_hmm.bench_profile=$profile"
 [ -z "${RUST_HMM_BENCH_SERIES:-}" ] || extra="$extra rust_hmm.bench_series=$RUST_HMM_BENCH_SERIES"
 [ -z "${RUST_HMM_BENCH_MINOR:-}" ] || extra="$extra rust_hmm.bench_minor=$RUST_HMM_BENCH_MINOR"
 # RUST_HMM_BENCH_ICOUNT=1: QEMU counts instructions and the guest's clock follows the count
@@ -65,13 +71,13 @@ icount=
 [ "${RUST_HMM_BENCH_ICOUNT:-0}" = 0 ] || icount="-icount shift=0,sleep=off"
 # RUST_HMM_BENCH_PROFILE=insn: instructions per function, C module against Rust module,
 # counted by a QEMU plugin (qemu-insn-plugin.c) in one window per module (bench-init.sh).
-if [ "${RUST_HMM_BENCH_PROFILE:-}" = insn ]; then
+if [ "$profile" = insn ]; then
 	gcc -Wall -O2 -shared -fPIC -o "$BUILD/qemu-insn-plugin.so" "$HERE/qemu-insn-plugin.c"
 	sym() { awk -v s="$1" '$3 == s { print $1 }' "$KSRC/System.map"; }
 	rm -f "$LOGS"/insn.*
 	# Only the timed operations count: dmirror-bench calls getpid and getppid around them.
 	gate="start=$(sym __x64_sys_getpid),stop=$(sym __x64_sys_getppid)"
-	icount="-icount shift=0,sleep=off -plugin $BUILD/qemu-insn-plugin.so,marker=$(sym __x64_sys_sync),$gate,out=$LOGS/insn"
+	icount="-icount shift=0,sleep=off -plugin $BUILD/qemu-insn-plugin.so,marker=$(sym __x64_sys_sync),$gate,out=$LOGS/insn$pages"
 fi
 start=$(date +%s)
 for boot in 1 2 3; do
@@ -94,7 +100,7 @@ for boot in 1 2 3; do
 done
 seconds=$(($(date +%s) - start))
 
-if [ "${RUST_HMM_BENCH_PROFILE:-}" = insn ]; then
+if [ "$profile" = insn ]; then
 	# The plugin's dumps: boot to the first sync, the C window, between, the Rust window.
 	exec python3 "$HERE/bench-insn.py" "$KSRC/System.map" "$LOGS/bench.log" \
 		"$LOGS/insn.1" "$LOGS/insn.3"
