@@ -210,10 +210,14 @@ impl DevicePageTable {
     }
 
     /// Remembers `block`, at `index` of `blocks`, as the block used last, and returns it.
+    ///
+    /// # Safety
+    ///
+    /// `block` is the block that `blocks` holds at `index`.
     #[inline]
-    fn remember(&self, index: usize, block: &Block) -> &Block {
+    unsafe fn remember(&self, index: usize, block: &Block) -> &Block {
         let ptr = NonNull::from(block);
-        // INVARIANT: `block` is the block at `index` of `blocks`.
+        // INVARIANT: `block` is the block at `index` of `blocks` (the caller's guarantee).
         self.last.set(Some((index, ptr)));
         // SAFETY: `blocks` owns the block until it is removed, which takes `&mut self`: it
         // outlives the borrow of `self` (type invariant).
@@ -234,8 +238,9 @@ impl DevicePageTable {
         let (index, block) = guard.find(first, last)?;
         let ptr = NonNull::from(block);
         drop(guard);
-        // SAFETY: As in `remember`: `blocks` owns the block while `self` is borrowed.
-        Some((index, self.remember(index, unsafe { ptr.as_ref() })))
+        // SAFETY: `ptr` is the block `blocks` holds at `index`, and owns while `self` is
+        // borrowed (a block is removed only with `&mut self`).
+        Some((index, unsafe { self.remember(index, ptr.as_ref()) }))
     }
 
     /// The block at `index`, inserted empty if there is none.
@@ -256,8 +261,9 @@ impl DevicePageTable {
         let ptr = NonNull::from(guard.get(index).ok_or(ENOMEM)?);
         drop(guard);
         drop(old);
-        // SAFETY: As in `remember`: `blocks` owns the block while `self` is borrowed.
-        Ok(self.remember(index, unsafe { ptr.as_ref() }))
+        // SAFETY: `ptr` is the block `blocks` holds at `index` (just stored), and owns while
+        // `self` is borrowed (a block is removed only with `&mut self`).
+        Ok(unsafe { self.remember(index, ptr.as_ref()) })
     }
 
     /// Removes the block at `index` and frees it.

@@ -74,27 +74,26 @@ def main():
     # from another page is a lookup, as a return is.
     print(f"entries of a block from another page: C {c_cross:.1f}  Rust {r_cross:.1f}; "
           "the largest differences, by function entered:")
-    ediff = sorted(set(c_entries) | set(r_entries),
-                   key=lambda k: -abs(r_entries.get(k, 0) - c_entries.get(k, 0)))
-    for k in ediff[:rows // 4]:
-        d = r_entries.get(k, 0) - c_entries.get(k, 0)
-        if abs(d) >= 0.05:
-            print(f"{d:9.2f} {c_entries.get(k, 0):9.2f} {r_entries.get(k, 0):9.2f}  {k}")
+    print_largest(c_entries, r_entries, rows // 4)
     # Under TCG a call, and above all its return (an indirect jump: a lookup of the next
     # block), costs more than the instructions say.
     print("calls per page and iteration, the largest differences:")
-    cdiff = sorted(set(c_calls) | set(r_calls),
-                   key=lambda k: -abs(r_calls.get(k, 0) - c_calls.get(k, 0)))
-    for k in cdiff[:rows // 2]:
-        d = r_calls.get(k, 0) - c_calls.get(k, 0)
-        if abs(d) >= 0.05:
-            print(f"{d:9.2f} {c_calls.get(k, 0):9.2f} {r_calls.get(k, 0):9.2f}  {k}")
+    print_largest(c_calls, r_calls, rows // 2)
     print_pages(counts_c, counts_rust)
     print("instructions per page and iteration, the largest differences:")
     print(f"{'Rust-C':>9} {'C':>9} {'Rust':>9}  function")
     diff = sorted(set(c) | set(r), key=lambda k: -abs(r.get(k, 0) - c.get(k, 0)))
     for k in diff[:rows]:
         print(f"{r.get(k, 0) - c.get(k, 0):9.1f} {c.get(k, 0):9.1f} {r.get(k, 0):9.1f}  {k}")
+
+
+def print_largest(c, r, rows):
+    """The rows keys whose values differ most between c and r (at least 0.05 apart)."""
+    keys = sorted(set(c) | set(r), key=lambda k: -abs(r.get(k, 0) - c.get(k, 0)))
+    for k in keys[:rows]:
+        d = r.get(k, 0) - c.get(k, 0)
+        if abs(d) >= 0.05:
+            print(f"{d:9.2f} {c.get(k, 0):9.2f} {r.get(k, 0):9.2f}  {k}")
 
 
 def region(addr):
