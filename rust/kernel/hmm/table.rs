@@ -355,29 +355,32 @@ impl DevicePageTable {
         self.get(addr >> PAGE_SHIFT).is_some()
     }
 
-    /// Calls `f` with each block that holds entries of `[start, end)`, the block's index and
-    /// the first and last slots of the range in it, in order, until `f` returns `true`;
-    /// returns the index of that block. Walks only the blocks that exist, however large the
-    /// range.
+    /// The first and last page indices of `[start, end)`, if it is not empty.
+    #[inline]
+    fn pages(start: usize, end: usize) -> Option<(usize, usize)> {
+        (end > start).then(|| (start >> PAGE_SHIFT, (end - 1) >> PAGE_SHIFT))
+    }
+
+    /// Calls `f` with each block that holds entries of the page indices `[first, last]`, from
+    /// the block index `from` on, in order, with the first and last slots of the range in the
+    /// block, until `f` returns `true`; returns the index of that block. Walks only the blocks
+    /// that exist, however large the range.
     fn walk(
         &self,
-        start: usize,
-        end: usize,
+        (first, last): (usize, usize),
+        mut from: usize,
         mut f: impl FnMut(&Block, usize, usize) -> bool,
     ) -> Option<usize> {
-        if end <= start {
-            return None;
-        }
-        let (first, last) = (start >> PAGE_SHIFT, (end - 1) >> PAGE_SHIFT);
         let (first_block, last_block) = (first >> BLOCK_SHIFT, last >> BLOCK_SHIFT);
-        let mut next = first_block;
-        while let Some((b, block)) = self.find_block(next, last_block) {
-            let from = if b == first_block { first } else { 0 };
-            let to = if b == last_block { last } else { SLOT_MASK };
-            if f(block, from & SLOT_MASK, to & SLOT_MASK) {
+        // Past the range, `find_block` could still return the block used last.
+        while from <= last_block {
+            let (b, block) = self.find_block(from, last_block)?;
+            let from_slot = if b == first_block { first } else { 0 };
+            let to_slot = if b == last_block { last } else { SLOT_MASK };
+            if f(block, from_slot & SLOT_MASK, to_slot & SLOT_MASK) {
                 return Some(b);
             }
-            next = b.checked_add(1).filter(|&n| n <= last_block)?;
+            from = b.checked_add(1)?;
         }
         None
     }
@@ -385,32 +388,30 @@ impl DevicePageTable {
     /// Returns whether an entry of `[start, end)` is device-exclusive; walks only the entries
     /// that exist, however large the range.
     pub fn contains_exclusive(&self, start: usize, end: usize) -> bool {
-        self.walk(start, end, |block, from, to| {
-            block.any(from, to, |entry| entry & 4 != 0)
+        Self::pages(start, end).is_some_and(|range| {
+            self.walk(range, range.0 >> BLOCK_SHIFT, |block, from, to| {
+                block.any(from, to, |entry| entry & 4 != 0)
+            })
+            .is_some()
         })
-        .is_some()
     }
 
     /// Removes the entries of `[start, end)`, and frees the blocks that this empties; walks
     /// only the blocks that exist, however large the range.
     #[inline]
     pub(super) fn clear(&mut self, start: usize, end: usize) {
-        let mut next = start;
+        let Some(range) = Self::pages(start, end) else {
+            return;
+        };
+        let mut from = range.0 >> BLOCK_SHIFT;
         // Each emptied block is removed outside the walk, which borrows the table; the walk
-        // then goes on after it.
-        while let Some(b) = self.walk(next, end, |block, from, to| block.clear(from, to)) {
+        // then goes on from the next block.
+        while let Some(b) = self.walk(range, from, |block, from, to| block.clear(from, to)) {
             self.remove_block(b);
-            let Some(after) = b
-                .checked_add(1)
-                .and_then(|n| n.checked_mul(BLOCK_PAGES))
-                .and_then(|i| i.checked_mul(1 << PAGE_SHIFT))
-            else {
+            let Some(next) = b.checked_add(1) else {
                 return;
             };
-            next = after;
-            if next >= end {
-                return;
-            }
+            from = next;
         }
     }
 }

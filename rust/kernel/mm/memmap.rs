@@ -14,6 +14,11 @@
 //! C header: [`include/asm-generic/memory_model.h`](srctree/include/asm-generic/memory_model.h)
 
 use crate::bindings;
+// Where a base is a variable of C, read once (`boot_constant`).
+#[cfg(any(
+    all(CONFIG_X86_64, CONFIG_DYNAMIC_MEMORY_LAYOUT),
+    all(not(CONFIG_X86_64), CONFIG_SPARSEMEM_VMEMMAP)
+))]
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// A value C sets at boot and never changes after (the base of an array of the memory map,
@@ -22,9 +27,13 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 /// The value is never zero; a zero in `cell` means not asked yet. Two first callers may both
 /// ask: they get the same value.
 ///
-/// Unused where every base is a constant (x86-64 without a dynamic memory layout).
+/// Built only where a base is not a constant (x86-64 with a dynamic memory layout, other
+/// architectures with a virtually mapped memory map).
+#[cfg(any(
+    all(CONFIG_X86_64, CONFIG_DYNAMIC_MEMORY_LAYOUT),
+    all(not(CONFIG_X86_64), CONFIG_SPARSEMEM_VMEMMAP)
+))]
 #[inline]
-#[allow(dead_code)]
 fn boot_constant(cell: &AtomicUsize, ask: impl FnOnce() -> usize) -> usize {
     let mut value = cell.load(Ordering::Relaxed);
     if value == 0 {
