@@ -160,20 +160,18 @@ impl DmirrorDevice {
     /// Migrates every page of the device back to system memory and removes its chunks
     /// (`dmirror_device_remove_chunks`, HMM_DMIRROR_RELEASE).
     ///
-    /// The eviction stops with `EINTR` if the task is killed, and the chunks stay.
+    /// The chunks stay if the eviction stops: with `EINTR` if the task is killed, with `EBUSY`
+    /// if pages are still busy after its retries (C unmaps the chunk anyway and waits for
+    /// them, uninterruptibly, in `memunmap_pages`).
     pub(crate) fn remove_chunks(&self) -> Result {
         let mut guard = self.chunks.lock();
-        // Nothing allocates from the chunks while the lock is held.
+        // Nothing allocates from the chunks while the lock is held: once evicted, a chunk has
+        // no page left for its unmapping to wait for.
         for chunk in guard.iter() {
-            match chunk.evict() {
-                Err(e) if e == EINTR => return Err(e),
-                // Pages still busy after the retries: dropping the chunk waits for them.
-                _ => {}
-            }
+            chunk.evict()?;
         }
         let chunks = core::mem::take(&mut *guard);
         drop(guard);
-        // Each chunk evicts what is left when dropped, then unmaps.
         drop(chunks);
         Ok(())
     }

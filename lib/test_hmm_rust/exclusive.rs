@@ -7,7 +7,6 @@
 use crate::dmirror::{CheckedRange, Dmirror};
 use crate::mirror::chunk_end;
 use crate::uapi::*;
-use kernel::page::PAGE_SIZE;
 use kernel::prelude::*;
 use kernel::task::{cond_resched, fatal_signal_pending};
 
@@ -28,11 +27,10 @@ impl Dmirror {
                     return Err(EINTR);
                 }
                 let next = chunk_end(addr, range.end).map_err(|_| EBUSY)?;
-                let npages = next.checked_sub(addr).ok_or(EBUSY)? / PAGE_SIZE;
                 match self.mirror.make_exclusive(&mmap, addr, next) {
-                    Ok(mapped) if mapped == npages => {}
+                    Ok(()) => {}
                     Err(e) if e == EINTR => return Err(e),
-                    _ => return Err(EBUSY),
+                    Err(_) => return Err(EBUSY),
                 }
                 addr = next;
             }

@@ -1,15 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
-#include <linux/memremap.h>
-#include <linux/mm.h>
-#include <linux/rmap.h>
+#include <linux/bug.h>
 
-struct folio *rust_helper_page_folio(struct page *page)
+/* The pagemap warns with it when a driver drops it from one of its page_free calls. */
+int rust_helper_WARN_ON(int condition)
 {
-	return page_folio(page);
-}
-
-void rust_helper_put_anon_vma(struct anon_vma *anon_vma)
-{
-	put_anon_vma(anon_vma);
+	return WARN_ON(condition);
 }

@@ -444,6 +444,36 @@ pub(crate) fn jiffies() -> c_ulong {
     unsafe { core::ptr::read_volatile(&raw const bindings::jiffies) }
 }
 
+/// The deadline of a loop that retries while invalidations keep interrupting it:
+/// [`RANGE_DEFAULT_TIMEOUT_MS`] from its creation.
+pub(crate) struct Retry {
+    timeout: c_ulong,
+}
+
+impl Retry {
+    /// Starts the clock.
+    #[inline]
+    pub(crate) fn new() -> Self {
+        Self {
+            timeout: jiffies().wrapping_add(msecs_to_jiffies(RANGE_DEFAULT_TIMEOUT_MS)),
+        }
+    }
+
+    /// Before another try: lets invalidations run; `EINTR` if the task is being killed, `EBUSY`
+    /// past the deadline.
+    pub(crate) fn again(&self) -> Result {
+        if fatal_signal_pending() {
+            return Err(EINTR);
+        }
+        cond_resched();
+        // `time_after(jiffies, timeout)`.
+        if (self.timeout.wrapping_sub(jiffies()) as isize) < 0 {
+            return Err(EBUSY);
+        }
+        Ok(())
+    }
+}
+
 /// Checks that `range` can be read for `notifier` in `mm`: `EINVAL` if `mm` is not the
 /// notifier's or the range is not inside the notifier's interval.
 fn check_range<T: IntervalNotifierOps>(
@@ -473,23 +503,13 @@ fn fault_loop<T: IntervalNotifierOps, R>(
 ) -> Result<R> {
     let mut pfns = PfnArray::new();
     pfns.reset(range.npages())?;
-    let started = jiffies();
+    let retry = Retry::new();
     let mut first = true;
     loop {
         // Invalidations may keep the read busy: let them run, unless the task is dying. Not
-        // before the first read (the caller's loop over pieces does it between them): under
-        // QEMU TCG the calls cost a page of code each after every TLB flush, and C's loops
-        // make none.
+        // before the first read (the caller's loop over pieces does it between them).
         if !first {
-            if fatal_signal_pending() {
-                return Err(EINTR);
-            }
-            cond_resched();
-            // `time_after(jiffies, started + timeout)`, converted only when it is needed.
-            let timeout = started.wrapping_add(msecs_to_jiffies(RANGE_DEFAULT_TIMEOUT_MS));
-            if (timeout.wrapping_sub(jiffies()) as isize) < 0 {
-                return Err(EBUSY);
-            }
+            retry.again()?;
         }
         first = false;
         let seq = notifier.read_begin();
@@ -543,6 +563,30 @@ pub fn range_fault<T: IntervalNotifierOps, R>(
         },
         commit,
     )
+}
+
+/// Faults the pages of `range` in, as its request asks, for a caller that holds the mmap read
+/// lock and needs the pages present but not the result: `hmm_range_fault` again until one
+/// walk gets through, whatever invalidates the address space meanwhile. Fails as
+/// [`range_fault_locked`] does.
+#[cfg(CONFIG_DEVICE_PRIVATE)]
+pub(crate) fn fault_in_locked<T: IntervalNotifierOps>(
+    notifier: &MmuIntervalNotifier<T>,
+    mmap: &MmapReadGuard<'_>,
+    range: &Range<'_>,
+) -> Result {
+    check_range(notifier, mmap.mm(), range)?;
+    let mut pfns = PfnArray::new();
+    pfns.reset(range.npages())?;
+    let retry = Retry::new();
+    loop {
+        let seq = notifier.read_begin();
+        match range.fault_once(pfns.as_mut_slice(), notifier.as_raw(), seq.raw()) {
+            // What was faulted in stays: the next walk goes on from there.
+            Err(e) if e == EBUSY => retry.again()?,
+            ret => return ret,
+        }
+    }
 }
 
 /// [`range_fault`] for a caller that holds the mmap read lock of the notifier's address space.

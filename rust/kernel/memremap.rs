@@ -30,17 +30,17 @@ use crate::{
     error::{from_err_ptr, Result},
     hmm::Owner,
     mm::{highmem::CpuPage, memmap},
-    page::PAGE_SHIFT,
+    page::{Page, PAGE_SHIFT},
     prelude::*,
     str::CStr,
-    sync::Arc,
+    sync::{Arc, SpinLock},
     types::{ForeignOwnable, Opaque},
 };
 use core::{
     any::TypeId,
     marker::PhantomData,
     ptr::NonNull,
-    sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering},
+    sync::atomic::{AtomicPtr, Ordering},
 };
 
 crate::layout::assert_c_layout!(dev_pagemap {
@@ -88,18 +88,43 @@ pub enum Memory {
     },
 }
 
+mod private {
+    pub trait Sealed {}
+}
+
+/// What a page of a [`Pagemap`] may keep as its data ([`PagemapOps::PageData`]): memory, and
+/// nothing else.
+///
+/// The data of a page is dropped when the page is freed, wherever the C side drops the page's
+/// last reference: under a page-table spinlock (an munmap, a process exit), inside a
+/// migration, in the CPU fault handler. Its drop must free memory and do nothing more: no
+/// sleeping, and above all no last reference to an object of the driver, such as the
+/// pagemap itself, whose teardown would then wait for the page being freed. And the data of a
+/// page is reached by every thread that reaches the page at once (two mirrors of a process
+/// after `fork`, a read racing a migration back), so it is `Sync`.
+///
+/// Hence the trait is sealed, and implemented for:
+///
+/// * [`Page`]: a page of system memory that holds the data of a device-private page, kept as
+///   the `struct page` pointer itself and borrowed as a [`CpuPage`] (no allocation);
+/// * `Option<Page>`, where only some pages need one (device-coherent memory holds its own
+///   data);
+/// * [`KBox<U>`] of plain data (`U: Copy`, which has no `Drop`), borrowed as `&U`: a device
+///   address, an index into the driver's own tables.
+pub trait PageData: ForeignOwnable + Send + Sync + private::Sealed {}
+
+impl private::Sealed for Page {}
+impl PageData for Page {}
+impl private::Sealed for Option<Page> {}
+impl PageData for Option<Page> {}
+impl<U: Copy + Send + Sync + 'static> private::Sealed for KBox<U> {}
+impl<U: Copy + Send + Sync + 'static> PageData for KBox<U> {}
+
 /// The callbacks of a [`Pagemap`], and the data it keeps per page.
 pub trait PagemapOps: Send + Sync + Sized + 'static {
     /// What the driver keeps for each allocated page (`zone_device_data`): for device-private
-    /// memory, where the page's data really is.
-    ///
-    /// A [`Page`](crate::page::Page) of system memory (or `Option<Page>`, where only some
-    /// pages need one) is kept as the `struct page` pointer itself, borrowed as a
-    /// [`CpuPage`]: no allocation per page.
-    ///
-    /// It is dropped when the page is freed, which may happen under a page-table spinlock: its
-    /// `Drop` must not sleep.
-    type PageData: ForeignOwnable + Send;
+    /// memory, where the page's data really is. See [`PageData`] for what it may be.
+    type PageData: PageData;
 
     /// How many pages a CPU fault on a device-private page of this pagemap migrates back: the
     /// naturally aligned block of `1 << order` pages around it, within its VMA (at most a
@@ -123,7 +148,10 @@ pub trait PagemapOps: Send + Sync + Sized + 'static {
     /// # Context
     ///
     /// Atomic: it may run under a page-table spinlock (an munmap, a process exit), or wherever
-    /// a page reference is dropped. No sleeping, no lock that is held around a `put_page`.
+    /// a page reference is dropped (a migration, the CPU fault handler). No sleeping, no lock
+    /// that is held around a `put_page`, and no drop of the last reference to anything that
+    /// owns the pagemap: its teardown would wait for this very page (a kernel warning says so
+    /// when it happens).
     fn page_free(_pagemap: &Pagemap<Self>, data: Self::PageData) {
         drop(data);
     }
@@ -131,127 +159,158 @@ pub trait PagemapOps: Send + Sync + Sized + 'static {
     /// Copies the data of `page` into `dst`, a page of system memory, to migrate it back: on
     /// a CPU access to a device-private page, on eviction, or for a driver's own migration.
     ///
+    /// # Errors
+    ///
+    /// A page that cannot be copied stays on the device. For the page a CPU access faulted
+    /// on, `ENOMEM` is out of memory (`VM_FAULT_OOM`: the fault handler retries a user
+    /// access, and a kernel access, such as a user copy, fails with `EFAULT`), any other
+    /// error is `VM_FAULT_SIGBUS`. Eviction tries again later.
+    ///
     /// # Context
     ///
     /// Process context, may sleep; the mmap lock of the address space may be held (for a CPU
     /// fault): do not take it.
+    ///
+    /// # Examples
+    ///
+    /// A device that is out of memory once: the user copy that faulted fails, the next one
+    /// migrates the page back.
+    ///
+    /// ```
+    /// use core::sync::atomic::{AtomicBool, Ordering};
+    /// use kernel::hmm::Owner;
+    /// use kernel::memremap::{DevicePage, Memory, Pagemap, PagemapOps};
+    /// use kernel::migrate::{migrate_vma, Select, Source};
+    /// use kernel::mm::{highmem::CpuPage, Mm};
+    /// use kernel::page::{Page, PAGE_SIZE};
+    /// use kernel::sync::Arc;
+    /// use kernel::uaccess::UserSlice;
+    ///
+    /// struct Vram {
+    ///     out_of_memory: AtomicBool,
+    /// }
+    ///
+    /// impl PagemapOps for Vram {
+    ///     type PageData = Page;
+    ///
+    ///     fn copy_to_ram(page: &DevicePage<'_, Self>, dst: &CpuPage<'_>) -> Result {
+    ///         if page.pagemap().data().out_of_memory.swap(false, Ordering::Relaxed) {
+    ///             return Err(ENOMEM);
+    ///         }
+    ///         dst.copy_from(&page.data());
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let owner = Arc::pin_init(Owner::new(), GFP_KERNEL)?;
+    /// let memory = Memory::DevicePrivate { size: 128 << 20 };
+    /// let name = kernel::c_str!("rust_copy_to_ram_doctest");
+    /// let vram = Vram { out_of_memory: AtomicBool::new(false) };
+    /// let pagemap = KBox::pin_init(Pagemap::new(owner.clone(), memory, name, vram), GFP_KERNEL)?;
+    /// let addr = kernel::kunit::vm_mmap(PAGE_SIZE)?;
+    /// UserSlice::new(addr, 4).writer().write_slice(b"data")?;
+    /// let mm = Mm::current().ok_or(EINVAL)?;
+    /// mm.with_user(|mm| -> Result {
+    ///     let mmap = mm.mmap_read_lock();
+    ///     let vma = mmap.vma_lookup(addr).ok_or(EFAULT)?;
+    ///     migrate_vma(vma, addr, addr + PAGE_SIZE, Select::SYSTEM, &owner, |m| {
+    ///         for entry in m.entries() {
+    ///             let Source::System(src) = entry.source() else {
+    ///                 continue;
+    ///             };
+    ///             let page = pagemap.alloc_page(Page::alloc_page(GFP_KERNEL)?)?;
+    ///             page.data().copy_from(&src);
+    ///             entry.set_device(page);
+    ///         }
+    ///         Ok::<(), Error>(())
+    ///     })?
+    ///     .0
+    /// })
+    /// .ok_or(EINVAL)??;
+    /// assert_eq!(pagemap.allocated(), 1);
+    ///
+    /// pagemap.data().out_of_memory.store(true, Ordering::Relaxed);
+    /// let mut buf = [0u8; 4];
+    /// assert_eq!(UserSlice::new(addr, 4).reader().read_slice(&mut buf), Err(EFAULT));
+    /// assert_eq!(pagemap.allocated(), 1);
+    /// UserSlice::new(addr, 4).reader().read_slice(&mut buf)?;
+    /// assert_eq!(&buf, b"data");
+    /// assert_eq!(pagemap.allocated(), 0);
+    /// # Ok::<(), Error>(())
+    /// ```
     fn copy_to_ram(page: &DevicePage<'_, Self>, dst: &CpuPage<'_>) -> Result;
 }
 
-/// The index that ends the stack of free pages (no page has it: a pagemap has fewer pages).
-const NO_PAGE: u32 = u32::MAX;
-
-/// The free pages of a [`Pagemap`]: a stack of page indices, without a lock.
+/// The free pages of a [`Pagemap`]: a stack of page indices, under the pagemap's spinlock (as
+/// the C drivers keep theirs).
 ///
-/// Pages are freed wherever the C side drops their last reference, and allocated by
-/// migrations, concurrently: a Treiber stack. Its head holds the index of the top page and a
-/// count of the changes made to the head; a push or a pop replaces the head with one
-/// exchange, which fails if another push or pop came in between. A pop that read the `next`
-/// of a page that another pop took meanwhile therefore fails and tries again, even if that
-/// page is back on top (the count differs). No call and no lock per page: a lock would be a
-/// call to take it and, where `spin_unlock` is inline in C, a helper call to release it.
+/// Pages are freed wherever the C side drops their last reference, possibly under a page-table
+/// spinlock, and allocated by migrations: the lock is a spinlock, held for a push or a pop.
 ///
 /// # Invariants
 ///
-/// At every successful exchange of `head`, the pages on the stack are the free pages, each
-/// once: from the index in `head` down through `next` to [`NO_PAGE`]. `next` has one entry
-/// per page of the pagemap.
-struct FreePages {
-    /// `changes << 32 | the index of the top page` ([`NO_PAGE`] if the stack is empty).
-    head: AtomicU64,
-    /// For each page on the stack, the index of the page below it.
-    next: KVVec<AtomicU32>,
-    /// Pages handed out and not freed yet.
-    allocated: AtomicUsize,
+/// `stack[..top]` holds the index of every free page of the pagemap, each once; `stack` has
+/// one slot per page, so a page freed always has a slot; `allocated` counts the other pages.
+struct FreeList {
+    stack: KVVec<u32>,
+    top: usize,
+    allocated: usize,
     /// The pagemap is going away: no more allocations.
-    removing: AtomicBool,
+    removing: bool,
 }
 
-impl FreePages {
+impl FreeList {
     fn new(npages: usize) -> Result<Self> {
-        let count = u32::try_from(npages)
-            .ok()
-            .filter(|&n| n != NO_PAGE)
-            .ok_or(EINVAL)?;
-        let mut next = KVVec::with_capacity(npages, GFP_KERNEL)?;
-        // Hand out the lowest pages first: page `i` is on top of page `i + 1`.
-        for i in 1..=count {
-            next.push(
-                AtomicU32::new(if i < count { i } else { NO_PAGE }),
-                GFP_KERNEL,
-            )?;
+        let count = u32::try_from(npages)?;
+        let mut stack = KVVec::with_capacity(npages, GFP_KERNEL)?;
+        // Hand out the lowest pages first: page 0 on top.
+        for i in (0..count).rev() {
+            stack.push(i, GFP_KERNEL)?;
         }
         // INVARIANT: Every page is free, once.
         Ok(Self {
-            head: AtomicU64::new(u64::from(if count > 0 { 0 } else { NO_PAGE })),
-            next,
-            allocated: AtomicUsize::new(0),
-            removing: AtomicBool::new(false),
+            stack,
+            top: npages,
+            allocated: 0,
+            removing: false,
         })
     }
 
-    /// The head that replaces `head` to put `top` on top.
-    #[inline]
-    fn next_head(head: u64, top: u32) -> u64 {
-        (head >> 32).wrapping_add(1) << 32 | u64::from(top)
+    /// Takes a free page's index off the stack: `EBUSY` once the pagemap is being removed,
+    /// `ENOMEM` if every page is allocated.
+    fn pop(&mut self) -> Result<usize> {
+        if self.removing {
+            return Err(EBUSY);
+        }
+        let top = self.top.checked_sub(1).ok_or(ENOMEM)?;
+        let index = *self.stack.get(top).ok_or(ENOMEM)?;
+        // INVARIANT: The page leaves the stack, and counts as allocated.
+        self.top = top;
+        self.allocated += 1;
+        Ok(index as usize)
     }
 
-    /// Takes a free page's index off the stack; `None` if there is none.
-    #[inline]
-    fn pop(&self) -> Option<u32> {
-        let mut head = self.head.load(Ordering::Acquire);
-        loop {
-            // `NO_PAGE` has no `next`: the stack is empty.
-            let top = self.next.get(head as u32 as usize)?;
-            // If another pop took `top` meanwhile, this reads whatever its `next` is now; the
-            // exchange below then fails (the head's count changed), and nothing is taken.
-            let below = top.load(Ordering::Relaxed);
-            match self.head.compare_exchange_weak(
-                head,
-                Self::next_head(head, below),
-                Ordering::Acquire,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    self.allocated.fetch_add(1, Ordering::Relaxed);
-                    // INVARIANT: The page left the stack with this exchange.
-                    return Some(head as u32);
-                }
-                Err(now) => head = now,
-            }
+    /// Puts the index of an allocated page that was freed back on the stack.
+    fn push(&mut self, index: u32) {
+        // A page is freed once per allocation (the C side drops its last reference once), so
+        // the stack has room for it (type invariant).
+        if let Some(slot) = self.stack.get_mut(self.top) {
+            *slot = index;
+            // INVARIANT: The page is free again.
+            self.top += 1;
+            self.allocated -= 1;
         }
     }
+}
 
-    /// Puts the index of a page that was allocated and is free now back on the stack.
-    #[inline]
-    fn push(&self, index: u32) {
-        // A page is freed once per allocation (the C side drops its last reference once),
-        // and is not on the stack meanwhile: its `next` is ours until the exchange.
-        let Some(link) = self.next.get(index as usize) else {
-            return;
-        };
-        let mut head = self.head.load(Ordering::Relaxed);
-        loop {
-            link.store(head as u32, Ordering::Relaxed);
-            // Release: a pop that sees the new head sees `link` too.
-            match self.head.compare_exchange_weak(
-                head,
-                Self::next_head(head, index),
-                Ordering::Release,
-                Ordering::Relaxed,
-            ) {
-                // INVARIANT: The page is on the stack from this exchange on.
-                Ok(_) => break,
-                Err(now) => head = now,
-            }
-        }
-        self.allocated.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// Pages handed out and not freed yet.
-    fn allocated(&self) -> usize {
-        self.allocated.load(Ordering::Relaxed)
-    }
+/// The lockdep class of every free list.
+///
+/// Not generic, so that its key and name exist once, in the kernel image: statics and string
+/// literals of a generic function would be instantiated in each module that uses it, and
+/// lockdep rejects one key with two names.
+#[inline(never)]
+fn free_list_lock_class() -> (&'static CStr, &'static crate::sync::LockClassKey) {
+    (crate::c_str!("Pagemap::free"), crate::static_lock_class!())
 }
 
 /// A physical range claimed in `iomem_resource`; released when dropped.
@@ -344,16 +403,20 @@ pub struct Pagemap<T: PagemapOps> {
     memory: MemoryType,
     start_pfn: usize,
     npages: usize,
-    free: FreePages,
+    #[pin]
+    free: SpinLock<FreeList>,
+    /// The task running [`PagemapOps::page_free`] for a page of this pagemap, if one does (the
+    /// first of several at once): a pagemap dropped from there would wait for itself.
+    freeing: AtomicPtr<bindings::task_struct>,
     data: T,
     region: MemRegion,
 }
 
-// SAFETY: The C pagemap may be used from any thread; the free list is made of atomics and
+// SAFETY: The C pagemap may be used from any thread; the free list is under a spinlock and
 // `T` is `Send + Sync`.
 unsafe impl<T: PagemapOps> Send for Pagemap<T> {}
 
-// SAFETY: Shared references reach only `T` (`Sync`), the free list through atomic operations
+// SAFETY: Shared references reach only `T` (`Sync`), the free list under its lock, an atomic,
 // and the C pagemap, whose state the C side synchronises.
 unsafe impl<T: PagemapOps> Sync for Pagemap<T> {}
 
@@ -386,7 +449,11 @@ impl<T: PagemapOps> Pagemap<T> {
             memory,
             start_pfn: usize::try_from(region.start >> PAGE_SHIFT)?,
             npages: usize::try_from(region.len >> PAGE_SHIFT)?,
-            free: FreePages::new(*npages)?,
+            free <- {
+                let (name, key) = free_list_lock_class();
+                SpinLock::new(FreeList::new(*npages)?, name, key)
+            },
+            freeing: AtomicPtr::new(core::ptr::null_mut()),
             data,
             // Last: once mapped, the pagemap must be unmapped by `drop`, which needs the rest.
             pgmap <- {
@@ -449,7 +516,7 @@ impl<T: PagemapOps> Pagemap<T> {
 
     /// The number of pages allocated and not yet freed.
     pub fn allocated(&self) -> usize {
-        self.free.allocated()
+        self.free.lock().allocated
     }
 
     /// Allocates a free page, with `data` as its [`PagemapOps::PageData`], for a migration
@@ -462,10 +529,7 @@ impl<T: PagemapOps> Pagemap<T> {
     ///
     /// Sleeps (the new page is locked).
     pub fn alloc_page(&self, data: T::PageData) -> Result<NewDevicePage<'_, T>> {
-        if self.free.removing.load(Ordering::Acquire) {
-            return Err(EBUSY);
-        }
-        let index = self.free.pop().ok_or(ENOMEM)? as usize;
+        let index = self.free.lock().pop()?;
         // The index is below `npages` (type invariant), so this does not overflow.
         let pfn = self.start_pfn + index;
         // SAFETY: `pfn` is in the mapped range, which has a `struct page` for each pfn.
@@ -509,7 +573,7 @@ impl<T: PagemapOps> Pagemap<T> {
 
     /// Marks the pagemap as going away: [`Self::alloc_page`] fails from now on.
     pub(crate) fn stop_allocating(&self) {
-        self.free.removing.store(true, Ordering::Release);
+        self.free.lock().removing = true;
     }
 
     /// Returns the pagemap of the device page `page`, if it is a `Pagemap<T>` of `owner`.
@@ -552,6 +616,18 @@ impl<T: PagemapOps> Pagemap<T> {
 
     /// Called by the C side when the last reference to an allocated page is dropped.
     fn free_page(&self, page: *mut bindings::page) {
+        let current = current_task();
+        // Only the first of the pages freed at once is recorded: enough to tell a drop from
+        // inside a single `page_free` (the natural way to get it wrong) from any other.
+        let recorded = self
+            .freeing
+            .compare_exchange(
+                core::ptr::null_mut(),
+                current,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .is_ok();
         // SAFETY: The page is ours and just lost its last reference: its data, set by
         // `alloc_page` from `into_foreign`, is ours to take back (type invariant).
         unsafe {
@@ -561,6 +637,9 @@ impl<T: PagemapOps> Pagemap<T> {
                 T::page_free(self, T::PageData::from_foreign(data));
             }
         }
+        if recorded {
+            self.freeing.store(core::ptr::null_mut(), Ordering::Relaxed);
+        }
         // SAFETY: The page is valid, in the memory map.
         let pfn = unsafe { memmap::MemMap::get().page_to_pfn(page) };
         let Some(index) = pfn
@@ -569,13 +648,20 @@ impl<T: PagemapOps> Pagemap<T> {
         else {
             return;
         };
-        self.free.push(index);
+        self.free.lock().push(index);
     }
 }
 
 #[pinned_drop]
 impl<T: PagemapOps> PinnedDrop for Pagemap<T> {
     fn drop(self: Pin<&mut Self>) {
+        // Dropped by `page_free` of one of its own pages: the teardown below would wait for
+        // that page, whose last reference the C side drops only after `page_free` returns.
+        if core::ptr::eq(self.freeing.load(Ordering::Relaxed), current_task()) {
+            crate::pr_err!("memremap: a pagemap was dropped from its own page_free\n");
+            // SAFETY: Reports a kernel warning with a backtrace; no other effect.
+            unsafe { bindings::WARN_ON(1) };
+        }
         self.stop_allocating();
         // `memunmap_pages` waits, uninterruptibly, for the last reference to every page:
         // migrate them all back first. Pages that are busy (locked by a concurrent migration
@@ -585,6 +671,12 @@ impl<T: PagemapOps> PinnedDrop for Pagemap<T> {
         // released afterwards, when the field is dropped.
         unsafe { bindings::memunmap_pages(self.pgmap.get()) };
     }
+}
+
+/// The `task_struct` of the current task, only to be compared.
+#[inline]
+fn current_task() -> *mut bindings::task_struct {
+    crate::current!().0.get()
 }
 
 /// The C operations of a [`Pagemap<T>`].

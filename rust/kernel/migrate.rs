@@ -316,7 +316,10 @@ fn alloc_ram_copy<T: PagemapOps>(memmap: MemMap, page: &DevicePage<'_, T>) -> Re
     Ok(migrate_pfn(memmap, new))
 }
 
-/// The pages of a [`migrate_vma`] between its setup and its end.
+/// The pages of a [`migrate_vma`] between its setup and its end, handed to its closure.
+///
+/// [`Self::entries`] consumes it, and [`Entry::set_device`] and [`Entry::copy_to_ram`] consume
+/// their entry: each page gets at most one destination, which the migration then owns.
 pub struct MigrateVma<'a> {
     start: usize,
     src: &'a [usize],
@@ -324,7 +327,7 @@ pub struct MigrateVma<'a> {
     memmap: MemMap,
 }
 
-impl MigrateVma<'_> {
+impl<'a> MigrateVma<'a> {
     /// The first address of the range.
     #[inline]
     pub fn start(&self) -> usize {
@@ -337,9 +340,10 @@ impl MigrateVma<'_> {
         self.src.len()
     }
 
-    /// The pages of the range, in address order.
+    /// The pages of the range, in address order; once: a second destination for a page would
+    /// leave the first one locked and referenced for good.
     #[inline]
-    pub fn entries(&mut self) -> impl Iterator<Item = Entry<'_>> + '_ {
+    pub fn entries(self) -> impl Iterator<Item = Entry<'a>> {
         let (start, memmap) = (self.start, self.memmap);
         self.src
             .iter()
@@ -381,14 +385,19 @@ pub struct Migrated {
 ///
 /// Sleeps; the mmap lock of `vma`'s address space is held (it is borrowed). MMU notifiers of
 /// the range run inside (setup, and the insertion of new pages into empty entries): their
-/// locks must not be held.
+/// locks must not be held. `fill` runs with the pages of the range locked and their CPU
+/// mappings replaced by migration entries: anything it does that touches the range from the
+/// CPU (a user copy, [`Mirror::fault_locked`], `get_user_pages`) waits for those pages, that
+/// is for itself, forever.
+///
+/// [`Mirror::fault_locked`]: crate::hmm::Mirror::fault_locked
 pub fn migrate_vma<R>(
     vma: &VmaRef,
     start: usize,
     end: usize,
     select: Select,
     owner: &Owner,
-    fill: impl FnOnce(&mut MigrateVma<'_>) -> R,
+    fill: impl FnOnce(MigrateVma<'_>) -> R,
 ) -> Result<(R, Migrated)> {
     migrate_vma_then(vma, start, end, select, owner, fill, |_| ()).map(|(r, (), m)| (r, m))
 }
@@ -446,7 +455,7 @@ pub(crate) fn migrate_vma_then<R, M>(
     end: usize,
     select: Select,
     owner: &Owner,
-    fill: impl FnOnce(&mut MigrateVma<'_>) -> R,
+    fill: impl FnOnce(MigrateVma<'_>) -> R,
     then: impl FnOnce(&Moved<'_>) -> M,
 ) -> Result<(R, M, Migrated)> {
     if start % PAGE_SIZE != 0 || end % PAGE_SIZE != 0 || start >= end {
@@ -480,7 +489,7 @@ pub(crate) fn migrate_vma_then<R, M>(
     to_result(unsafe { bindings::migrate_vma_setup(&mut args) })?;
     let collected = args.cpages;
     let memmap = MemMap::get();
-    let ret = fill(&mut MigrateVma {
+    let ret = fill(MigrateVma {
         start,
         src: src.as_slice(),
         dst: dst.as_mut_slice(),
@@ -637,10 +646,15 @@ unsafe fn migrate_range_to_ram<T: PagemapOps>(
         };
         match alloc_ram_copy(memmap, &dpage) {
             Ok(mpfn) => *slot = mpfn,
-            // Out of memory: the access faults again. A neighbour stays on the device; the
-            // faulting page that cannot be copied is an error.
-            Err(e) if e != ENOMEM && dpage.as_ref().as_raw() == page => {
-                ret = bindings::vm_fault_reason_VM_FAULT_SIGBUS
+            // A neighbour that cannot be copied stays on the device. The faulting page is out
+            // of memory (as C's `test_hmm` says; the page fault handler retries a user access,
+            // a kernel access such as a user copy fails), or an error.
+            Err(e) if dpage.as_ref().as_raw() == page => {
+                ret = if e == ENOMEM {
+                    bindings::vm_fault_reason_VM_FAULT_OOM
+                } else {
+                    bindings::vm_fault_reason_VM_FAULT_SIGBUS
+                };
             }
             Err(_) => {}
         }
@@ -683,7 +697,6 @@ fn evict<T: PagemapOps>(pagemap: &Pagemap<T>, killable: bool) -> Result {
     let batch = EVICT_BATCH.min(pagemap.npages());
     let mut src = KVVec::from_elem(0usize, batch, GFP_KERNEL)?;
     let mut dst = KVVec::from_elem(0usize, batch, GFP_KERNEL)?;
-    let mut anon = KVVec::from_elem(core::ptr::null_mut(), batch, GFP_KERNEL)?;
     for pass in 0..EVICT_PASSES {
         if pagemap.allocated() == 0 {
             return Ok(());
@@ -705,7 +718,6 @@ fn evict<T: PagemapOps>(pagemap: &Pagemap<T>, killable: bool) -> Result {
                 pagemap.start_pfn() + first,
                 &mut src[..n],
                 &mut dst[..n],
-                &mut anon[..n],
             );
             first += n;
         }
@@ -717,95 +729,42 @@ fn evict<T: PagemapOps>(pagemap: &Pagemap<T>, killable: bool) -> Result {
     }
 }
 
-/// Takes a reference on the `anon_vma` of each page of `anon.len()` pfns from `pfn`, if it
-/// has one (`folio_get_anon_vma`).
-///
-/// `migrate_device_range` replaces the CPU mappings of the pages by migration entries and
-/// `migrate_device_finalize` walks their `anon_vma` to restore them, with no mmap lock held in
-/// between: an munmap meanwhile frees the `anon_vma` (KASAN: use-after-free in
-/// `rmap_walk_anon`, found by our fuzzer on 6.12). Normal migration pins it for the same
-/// reason; this does it for eviction. A page that is not mapped gets no pin (null): it must
-/// not be migrated. Not generic and never inlined: the C functions it calls are not exported
-/// to modules.
-#[inline(never)]
-fn pin_anon_vmas(pfn: usize, anon: &mut [*mut bindings::anon_vma]) {
-    for (i, slot) in anon.iter_mut().enumerate() {
-        // SAFETY: The pfn is in a mapped pagemap, so it has a `struct page`, valid whether or
-        // not the page is allocated. `folio_get_anon_vma` takes no lock, reads the mapping
-        // under RCU and returns a referenced `anon_vma` or null, whatever the folio's state.
-        *slot = unsafe {
-            let page = bindings::pfn_to_page(pfn + i);
-            bindings::folio_get_anon_vma(bindings::page_folio(page))
-        };
-    }
-}
-
-/// Drops the references [`pin_anon_vmas`] took.
-#[inline(never)]
-fn unpin_anon_vmas(anon: &mut [*mut bindings::anon_vma]) {
-    for slot in anon.iter_mut() {
-        if !slot.is_null() {
-            // SAFETY: `pin_anon_vmas` took this reference.
-            unsafe { bindings::put_anon_vma(*slot) };
-        }
-        *slot = core::ptr::null_mut();
-    }
-}
-
 /// Migrates the allocated pages of `src.len()` pfns from `pfn` back to system memory.
 ///
-/// Only the pages that are mapped, and whose `anon_vma` is pinned meanwhile, are handed to
-/// `migrate_device_range`, in runs of consecutive pfns: a page that is referenced but no
-/// longer mapped (an munmap between its zap and the release of its page references, which
-/// frees the `anon_vma` in between) would make `migrate_device_finalize` walk a freed
-/// `anon_vma`. Such a page is about to be freed; it is looked at again in the next pass.
+/// `migrate_device_range` locks each page that is allocated and mapped, and takes a reference
+/// on its `anon_vma` (6.12 needs the fix in this tree's patches for that): no mmap lock is
+/// held, and an munmap meanwhile would otherwise free the `anon_vma` that
+/// `migrate_device_finalize` walks.
 fn evict_batch<T: PagemapOps>(
     pagemap: &Pagemap<T>,
     pfn: usize,
     src: &mut [usize],
     dst: &mut [usize],
-    anon: &mut [*mut bindings::anon_vma],
 ) {
-    src.fill(0);
     dst.fill(0);
-    pin_anon_vmas(pfn, anon);
     let memmap = MemMap::get();
-    let n = src.len();
-    let mut first = 0;
-    while first < n {
-        // The next run of pinned pages.
-        let Some(start) = (first..n).find(|&i| !anon[i].is_null()) else {
-            break;
-        };
-        let end = (start..n).find(|&i| anon[i].is_null()).unwrap_or(n);
-        first = end;
-        let (src, dst) = (&mut src[start..end], &mut dst[start..end]);
-        let count = end - start;
-        // SAFETY: The pfns are in the pagemap's range, which is mapped; both arrays have
-        // `count` entries. Free pages (refcount zero) are skipped by the C side; the others'
-        // `anon_vma`s are pinned until after finalize.
-        unsafe { bindings::migrate_device_range(src.as_mut_ptr(), pfn + start, count) };
-        for (s, d) in src.iter().zip(dst.iter_mut()) {
-            if *s & PFN_MIGRATE == 0 {
-                continue;
-            }
-            // SAFETY: A collected page is locked and referenced until finalize.
-            let Some(dpage) =
-                entry_page(memmap, *s).and_then(|p| unsafe { pagemap.page(p.as_ptr()) })
-            else {
-                continue;
-            };
-            // A page that could not be copied stays on the device, for the next pass.
-            if let Ok(mpfn) = alloc_ram_copy(memmap, &dpage) {
-                *d = mpfn;
-            }
+    let count = src.len();
+    // SAFETY: The pfns are in the pagemap's range, which is mapped; both arrays have `count`
+    // entries. Free pages (refcount zero) are skipped by the C side.
+    unsafe { bindings::migrate_device_range(src.as_mut_ptr(), pfn, count) };
+    for (s, d) in src.iter().zip(dst.iter_mut()) {
+        if *s & PFN_MIGRATE == 0 {
+            continue;
         }
-        // SAFETY: The arrays come from `migrate_device_range`; the destinations are locked
-        // pages with a reference each, or zero.
-        unsafe {
-            bindings::migrate_device_pages(src.as_mut_ptr(), dst.as_mut_ptr(), count);
-            bindings::migrate_device_finalize(src.as_mut_ptr(), dst.as_mut_ptr(), count);
+        // SAFETY: A collected page is locked and referenced until finalize.
+        let Some(dpage) = entry_page(memmap, *s).and_then(|p| unsafe { pagemap.page(p.as_ptr()) })
+        else {
+            continue;
+        };
+        // A page that could not be copied stays on the device, for the next pass.
+        if let Ok(mpfn) = alloc_ram_copy(memmap, &dpage) {
+            *d = mpfn;
         }
     }
-    unpin_anon_vmas(anon);
+    // SAFETY: The arrays come from `migrate_device_range`; the destinations are locked pages
+    // with a reference each, or zero.
+    unsafe {
+        bindings::migrate_device_pages(src.as_mut_ptr(), dst.as_mut_ptr(), count);
+        bindings::migrate_device_finalize(src.as_mut_ptr(), dst.as_mut_ptr(), count);
+    }
 }

@@ -49,7 +49,10 @@ crate::layout::assert_c_layout!(task_struct {
 pub mod highmem;
 // Used by the HMM and device memory modules (a configuration with only one uses a part) and
 // by `highmem` (the page copy).
-#[cfg_attr(not(all(CONFIG_HMM_MIRROR, CONFIG_ZONE_DEVICE)), allow(dead_code))]
+#[cfg_attr(
+    not(all(CONFIG_HMM_MIRROR, CONFIG_DEVICE_PRIVATE, CONFIG_DEVICE_MIGRATION)),
+    allow(dead_code)
+)]
 pub(crate) mod memmap;
 mod mmap_lock;
 // The page operations of a migration.

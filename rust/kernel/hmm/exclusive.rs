@@ -45,10 +45,8 @@
 //!     .ok_or(EINVAL)??;
 //!
 //! // The page becomes the device's: its table maps it, exclusive, and the data is there.
-//! let mapped = mm
-//!     .with_user(|mm| mirror.make_exclusive(&mm.mmap_read_lock(), addr, addr + PAGE_SIZE))
+//! mm.with_user(|mm| mirror.make_exclusive(&mm.mmap_read_lock(), addr, addr + PAGE_SIZE))
 //!     .ok_or(EINVAL)??;
-//! assert_eq!(mapped, 1);
 //! {
 //!     let guard = mirror.lock();
 //!     let page = guard.table().lookup(addr).ok_or(ENOENT)?;
@@ -64,6 +62,53 @@
 //! UserSlice::new(addr, 4).reader().read_slice(&mut buf)?;
 //! assert_eq!(&buf, b"atom");
 //! assert!(!mirror.lock().table().contains_exclusive(addr, addr + PAGE_SIZE));
+//! # Ok::<(), Error>(())
+//! ```
+//!
+//! The conversion faults the pages in writable first, so it converges where that fault
+//! changes the CPU page tables: a page made exclusive twice (the second conversion revokes the
+//! first), and a page the CPU maps read-only (here the zero page, after a read).
+//!
+//! ```
+//! use kernel::hmm::{Mirror, MirrorOps, Owner};
+//! use kernel::mm::Mm;
+//! use kernel::page::PAGE_SIZE;
+//! use kernel::sync::Arc;
+//! use kernel::uaccess::UserSlice;
+//!
+//! struct Device;
+//! impl MirrorOps for Device {}
+//!
+//! let addr = kernel::kunit::vm_mmap(2 * PAGE_SIZE)?;
+//! let mut buf = [0xffu8; 4];
+//! UserSlice::new(addr + PAGE_SIZE, 4).reader().read_slice(&mut buf)?;
+//! assert_eq!(buf, [0; 4]);
+//! UserSlice::new(addr, 4).writer().write_slice(b"atom")?;
+//! let owner = Arc::pin_init(Owner::new(), GFP_KERNEL)?;
+//! let mm = Mm::current().ok_or(EINVAL)?;
+//! let mirror = mm
+//!     .with_user(|mm| {
+//!         KBox::pin_init(Mirror::with_owner(mm, addr, 2 * PAGE_SIZE, owner, Device), GFP_KERNEL)
+//!     })
+//!     .ok_or(EINVAL)??;
+//! let end = addr + 2 * PAGE_SIZE;
+//! for _ in 0..2 {
+//!     mm.with_user(|mm| mirror.make_exclusive(&mm.mmap_read_lock(), addr, end))
+//!         .ok_or(EINVAL)??;
+//!     assert!(mirror.lock().table().contains_exclusive(addr, end));
+//! }
+//! let guard = mirror.lock();
+//! let page = guard.table().lookup(addr + PAGE_SIZE).ok_or(ENOENT)?;
+//! page.as_cpu().ok_or(EINVAL)?.read(0, &mut buf)?;
+//! assert_eq!(buf, [0; 4]);
+//! drop(guard);
+//! // A range that is not mapped whole is refused, and nothing of it is mapped.
+//! kernel::kunit::vm_munmap(addr + PAGE_SIZE, PAGE_SIZE)?;
+//! UserSlice::new(addr, 4).reader().read_slice(&mut buf)?;
+//! assert_eq!(&buf, b"atom");
+//! let ret = mm.with_user(|mm| mirror.make_exclusive(&mm.mmap_read_lock(), addr, end));
+//! assert!(ret.ok_or(EINVAL)?.is_err());
+//! assert!(!mirror.lock().table().contains_exclusive(addr, end));
 //! # Ok::<(), Error>(())
 //! ```
 

@@ -132,6 +132,53 @@ struct MirrorState<T> {
     owner: Option<Arc<Owner>>,
     /// How many invalidations other than migrations by `owner` the mirror has seen (wrapping).
     foreign: usize,
+    /// The ranges [`Mirror::make_exclusive`] calls watch.
+    #[cfg(CONFIG_DEVICE_PRIVATE)]
+    watch: Watch,
+}
+
+/// The invalidations of the ranges that [`Mirror::make_exclusive`] calls are converting: the
+/// union of the ranges, and a count of the invalidations that overlapped it.
+///
+/// A call sees whether the count changed while it converted its pages: an invalidation
+/// elsewhere in the address space does not fail it (one of another call's range may, once).
+#[cfg(CONFIG_DEVICE_PRIVATE)]
+#[derive(Default)]
+struct Watch {
+    calls: usize,
+    start: usize,
+    end: usize,
+    /// Invalidations that overlapped the union (wrapping).
+    hits: usize,
+}
+
+#[cfg(CONFIG_DEVICE_PRIVATE)]
+impl Watch {
+    /// Adds `[start, end)` to the union; returns the count to compare with later.
+    fn add(&mut self, start: usize, end: usize) -> usize {
+        if self.calls == 0 {
+            (self.start, self.end) = (start, end);
+        } else {
+            (self.start, self.end) = (self.start.min(start), self.end.max(end));
+        }
+        self.calls += 1;
+        self.hits
+    }
+
+    /// Ends a call's watch; the union is reset after the last one.
+    fn remove(&mut self) {
+        self.calls = self.calls.saturating_sub(1);
+        if self.calls == 0 {
+            (self.start, self.end) = (0, 0);
+        }
+    }
+
+    /// Counts an invalidation of `[start, end)`.
+    fn invalidate(&mut self, start: usize, end: usize) {
+        if start < self.end && end > self.start {
+            self.hits = self.hits.wrapping_add(1);
+        }
+    }
 }
 
 impl<T: MirrorOps> IntervalNotifierOps for MirrorState<T> {
@@ -143,6 +190,8 @@ impl<T: MirrorOps> IntervalNotifierOps for MirrorState<T> {
         if !own {
             state.foreign = state.foreign.wrapping_add(1);
         }
+        #[cfg(CONFIG_DEVICE_PRIVATE)]
+        state.watch.invalidate(range.start(), range.end());
         state.table.clear(range.start(), range.end());
         T::invalidate(&mut state.data, range);
     }
@@ -201,6 +250,8 @@ impl<T: MirrorOps + 'static> Mirror<T> {
             data,
             owner: owner.clone(),
             foreign: 0,
+            #[cfg(CONFIG_DEVICE_PRIVATE)]
+            watch: Watch::default(),
         });
         // SAFETY: The closure initialises both fields in place, or fails having initialised
         // none: `owner` is written only once the notifier is in place.
@@ -222,67 +273,70 @@ impl<T: MirrorOps + 'static> Mirror<T> {
     }
 
     /// Makes the pages of `[start, end)` exclusive to the mirror's device
-    /// ([`make_device_exclusive`]) and maps those it got in the device page table as
-    /// exclusive entries, read-only for the device until a CPU access revokes them; returns
-    /// how many it mapped.
+    /// ([`make_device_exclusive`]) and maps them all in the device page table as exclusive
+    /// entries, read-only for the device until a CPU access revokes them; or none of them.
     ///
-    /// The conversion's own invalidation is ignored (it carries the mirror's owner); any
-    /// other invalidation of the range before the pages are mapped makes it start again, for
-    /// at most [`RANGE_DEFAULT_TIMEOUT_MS`](super::RANGE_DEFAULT_TIMEOUT_MS) (then `EBUSY`).
-    /// Fails with `EINVAL` for a mirror without an owner, another address space or a range
-    /// outside the mirror, `EINTR` if the task is being killed, and as
-    /// [`make_device_exclusive`] does.
+    /// The pages are first faulted in writable: the invalidations that takes (a copy-on-write
+    /// broken, the zero page replaced, an exclusive entry of this device revoked, a huge page
+    /// split) come before the conversion, whose own invalidation carries the mirror's owner
+    /// and is ignored. Any other invalidation of the range during the conversion makes it
+    /// start again, for at most [`RANGE_DEFAULT_TIMEOUT_MS`](super::RANGE_DEFAULT_TIMEOUT_MS)
+    /// (then `EBUSY`); invalidations elsewhere in the address space do not.
+    ///
+    /// Fails with `EBUSY` if a page cannot be made exclusive (not anonymous memory, a tail
+    /// page of a huge page) or invalidations of the range kept coming, `EINVAL` for a mirror
+    /// without an owner, another address space or a range outside the mirror, `EINTR` if the
+    /// task is being killed, `EFAULT` where nothing is mapped and `EPERM` (or `EFAULT`) where
+    /// the mapping cannot be written. Pages converted but not mapped stay device-exclusive in
+    /// the CPU page tables until the CPU touches them, as in C.
     ///
     /// # Context
     ///
     /// Sleeps; the mmap read lock is held (`mmap`); takes the mirror lock, which must not be
     /// held.
     #[cfg(CONFIG_DEVICE_PRIVATE)]
-    pub fn make_exclusive(
-        &self,
-        mmap: &MmapReadGuard<'_>,
-        start: usize,
-        end: usize,
-    ) -> Result<usize> {
+    pub fn make_exclusive(&self, mmap: &MmapReadGuard<'_>, start: usize, end: usize) -> Result {
         let owner = self.owner.as_deref().ok_or(EINVAL)?;
         if !core::ptr::eq(mmap.mm().as_raw(), self.notifier.mm().as_raw())
             || !self.notifier.covers(start, end)
         {
             return Err(EINVAL);
         }
-        let timeout = super::jiffies().wrapping_add(crate::time::msecs_to_jiffies(
-            super::RANGE_DEFAULT_TIMEOUT_MS,
-        ));
+        // Device-private pages, of this device too, come back to system memory here.
+        let range = Range::new(start, end, super::Request::Write, None)?;
+        let retry = super::Retry::new();
         loop {
-            if crate::task::fatal_signal_pending() {
-                return Err(EINTR);
-            }
-            crate::task::cond_resched();
-            if (timeout.wrapping_sub(super::jiffies()) as isize) < 0 {
-                return Err(EBUSY);
-            }
-            let seq = self.notifier.read_begin();
+            super::fault_in_locked(&self.notifier, mmap, &range)?;
+            // Watch the range from a moment when no invalidation is under way: one that
+            // started before would not be counted.
+            let hits = match self.notifier.read_begin().lock_if_unchanged() {
+                Some(mut state) => state.watch.add(start, end),
+                None => {
+                    retry.again()?;
+                    continue;
+                }
+            };
             let mapped = make_device_exclusive(mmap, start, end, owner, |pages| {
                 // The pages are locked: a CPU access that would revoke them waits.
-                let mut state = seq.lock_if_unchanged()?;
-                let mut n = 0usize;
+                let mut state = self.notifier.lock();
+                if state.watch.hits != hits {
+                    return None;
+                }
+                // All or nothing, as C maps only a range GUP got whole.
+                if pages.iter().any(Option::is_none) {
+                    return Some(Err(EBUSY));
+                }
                 let entries = pages.iter().map(|page| match page {
-                    Some(page) => {
-                        n += 1;
-                        DevicePageTable::entry(page.pfn(), false, false, true)
-                    }
+                    Some(page) => DevicePageTable::entry(page.pfn(), false, false, true),
                     None => Ok(NO_ENTRY),
                 });
-                Some(
-                    state
-                        .table
-                        .store_each(start >> PAGE_SHIFT, entries)
-                        .map(|()| n),
-                )
-            })?;
-            if let Some(ret) = mapped {
+                Some(state.table.store_each(start >> PAGE_SHIFT, entries))
+            });
+            self.notifier.lock().watch.remove();
+            if let Some(ret) = mapped? {
                 return ret;
             }
+            retry.again()?;
         }
     }
 
@@ -308,7 +362,8 @@ impl<T: MirrorOps + 'static> Mirror<T> {
     /// # Context
     ///
     /// Sleeps; the mmap read lock is held (`mmap`, which `vma` comes from); takes the mirror
-    /// lock, which must not be held.
+    /// lock, which must not be held. `fill` runs with the range's pages locked by the
+    /// migration: see [`migrate_vma`](crate::migrate::migrate_vma) for what it must not do.
     ///
     /// # Examples
     ///
@@ -383,14 +438,14 @@ impl<T: MirrorOps + 'static> Mirror<T> {
     /// assert_eq!(moved, 1);
     /// # Ok::<(), Error>(())
     /// ```
-    #[cfg(CONFIG_DEVICE_MIGRATION)]
+    #[cfg(all(CONFIG_DEVICE_PRIVATE, CONFIG_DEVICE_MIGRATION))]
     pub fn migrate_to_device<R>(
         &self,
         mmap: &MmapReadGuard<'_>,
         vma: &crate::mm::virt::VmaRef,
         start: usize,
         end: usize,
-        fill: impl FnOnce(&mut crate::migrate::MigrateVma<'_>) -> R,
+        fill: impl FnOnce(crate::migrate::MigrateVma<'_>) -> R,
     ) -> Result<(R, crate::migrate::Migrated)> {
         let owner = self.owner.as_deref().ok_or(EINVAL)?;
         let mm = self.notifier.mm().as_raw();

@@ -2,17 +2,19 @@
 
 //! Virtual memory areas: `struct vm_area_struct`.
 //!
-//! [`VmaRef`] is a VMA found under the mmap lock (see [`MmapReadGuard::vma_lookup`]); it can
-//! be read but not changed. [`VmaNew`] is the VMA that a file's `mmap` operation is setting
-//! up: the mmap lock is held for writing and the VMA is not visible to anyone else yet, so it
-//! is the one place where pages may be inserted with [`VmaNew::vm_insert_page`].
+//! [`VmaRef`] is a VMA found in its address space's tree under the mmap lock (see
+//! [`MmapReadGuard::vma_lookup`]); it can be read but not changed, and what walks the page
+//! tables of a range (a migration) takes one. [`VmaNew`] is the VMA that a file's `mmap`
+//! operation is setting up: the mmap lock is held for writing and the VMA is not in the tree
+//! yet, so it is the one place where pages may be inserted with [`VmaNew::vm_insert_page`],
+//! and no [`VmaRef`] can be made of it (a page walk of a VMA the tree does not hold finds no
+//! VMA).
 //!
 //! C header: [`include/linux/mm.h`](srctree/include/linux/mm.h)
 //!
 //! [`MmapReadGuard::vma_lookup`]: crate::mm::MmapReadGuard::vma_lookup
 
 use crate::{bindings, error::to_result, mm::MmWithUser, page::Page, prelude::*, types::Opaque};
-use core::ops::Deref;
 
 crate::layout::assert_c_layout!(vm_area_struct {
     vm_mm: RUST_LAYOUT_vm_area_struct_vm_mm,
@@ -50,23 +52,67 @@ pub mod flags {
     pub const MIXEDMAP: VmFlags = crate::bindings::VM_MIXEDMAP as VmFlags;
 }
 
-/// A virtual memory area, read under the mmap lock of its address space.
+/// A VMA, valid with the mmap lock of its address space held: what [`VmaRef`] and [`VmaNew`]
+/// both read.
 ///
 /// # Invariants
 ///
-/// The VMA is valid, and the mmap lock of its address space held (at least for reading), for
-/// the lifetime of any `&VmaRef`; the address space has users.
+/// The VMA is valid, the mmap lock of its address space held (at least for reading), and the
+/// address space has users, for the lifetime of any `&Vma`.
 #[repr(transparent)]
-pub struct VmaRef {
-    vma: Opaque<bindings::vm_area_struct>,
+struct Vma(Opaque<bindings::vm_area_struct>);
+
+impl Vma {
+    #[inline]
+    fn as_raw(&self) -> *mut bindings::vm_area_struct {
+        self.0.get()
+    }
+
+    #[inline]
+    fn mm(&self) -> &MmWithUser {
+        // SAFETY: By the type invariant the VMA is valid and its address space has users for
+        // as long as `self` lives.
+        unsafe { MmWithUser::from_raw((*self.as_raw()).vm_mm) }
+    }
+
+    #[inline]
+    fn flags(&self) -> flags::VmFlags {
+        // SAFETY: By the type invariant the VMA is valid and the mmap lock held, which keeps
+        // the flags from changing.
+        unsafe { (*self.as_raw()).__bindgen_anon_2.vm_flags }
+    }
+
+    #[inline]
+    fn start(&self) -> usize {
+        // SAFETY: By the type invariant the VMA is valid and the mmap lock held, which keeps
+        // its range from changing.
+        unsafe { (*self.as_raw()).__bindgen_anon_1.__bindgen_anon_1.vm_start }
+    }
+
+    #[inline]
+    fn end(&self) -> usize {
+        // SAFETY: As in `start`.
+        unsafe { (*self.as_raw()).__bindgen_anon_1.__bindgen_anon_1.vm_end }
+    }
 }
+
+/// A virtual memory area in the tree of its address space, read under the mmap lock.
+///
+/// # Invariants
+///
+/// The VMA is valid, in its address space's tree of VMAs (`vma_lookup` finds it), and the
+/// mmap lock of the address space held (at least for reading), for the lifetime of any
+/// `&VmaRef`; the address space has users.
+#[repr(transparent)]
+pub struct VmaRef(Vma);
 
 impl VmaRef {
     /// Creates a reference to a VMA from a raw pointer.
     ///
     /// # Safety
     ///
-    /// `ptr` points to a VMA whose address space has users and whose mmap lock is held for
+    /// `ptr` points to a VMA in the tree of its address space (found by `vma_lookup`, or the
+    /// VMA of a page fault), whose address space has users and whose mmap lock is held for
     /// reading or writing for the lifetime `'a`.
     #[inline]
     pub unsafe fn from_raw<'a>(ptr: *const bindings::vm_area_struct) -> &'a VmaRef {
@@ -78,60 +124,45 @@ impl VmaRef {
     /// Returns a raw pointer to the VMA.
     #[inline]
     pub fn as_raw(&self) -> *mut bindings::vm_area_struct {
-        self.vma.get()
+        self.0.as_raw()
     }
 
     /// Returns the address space the VMA belongs to.
     #[inline]
     pub fn mm(&self) -> &MmWithUser {
-        // SAFETY: By the type invariant the VMA is valid and its address space has users for
-        // as long as `self` lives.
-        unsafe { MmWithUser::from_raw((*self.as_raw()).vm_mm) }
+        self.0.mm()
     }
 
     /// Returns the VMA's flags (see [`flags`]).
     #[inline]
     pub fn flags(&self) -> flags::VmFlags {
-        // SAFETY: By the type invariant the VMA is valid and the mmap lock held, which keeps
-        // the flags from changing.
-        unsafe { (*self.as_raw()).__bindgen_anon_2.vm_flags }
+        self.0.flags()
     }
 
     /// Returns the first address of the VMA.
     #[inline]
     pub fn start(&self) -> usize {
-        // SAFETY: By the type invariant the VMA is valid and the mmap lock held, which keeps
-        // its range from changing.
-        unsafe { (*self.as_raw()).__bindgen_anon_1.__bindgen_anon_1.vm_start }
+        self.0.start()
     }
 
     /// Returns the address just past the end of the VMA.
     #[inline]
     pub fn end(&self) -> usize {
-        // SAFETY: As in `start`.
-        unsafe { (*self.as_raw()).__bindgen_anon_1.__bindgen_anon_1.vm_end }
+        self.0.end()
     }
 }
 
-/// A VMA being set up by a file's `mmap` operation.
+/// A VMA being set up by a file's `mmap` operation: not in its address space's tree yet.
+///
+/// It is not a [`VmaRef`]: what needs a VMA the tree holds (a migration, whose page walk
+/// looks the VMA up) cannot be given one.
 ///
 /// # Invariants
 ///
 /// The mmap lock of the VMA's address space is held for writing for the lifetime of any
 /// `&VmaNew`, and the VMA is not yet reachable by anyone else.
 #[repr(transparent)]
-pub struct VmaNew {
-    vma: VmaRef,
-}
-
-impl Deref for VmaNew {
-    type Target = VmaRef;
-
-    #[inline]
-    fn deref(&self) -> &VmaRef {
-        &self.vma
-    }
-}
+pub struct VmaNew(Vma);
 
 impl VmaNew {
     /// Creates a reference to a VMA being mapped.
@@ -142,9 +173,33 @@ impl VmaNew {
     /// (which holds the mmap lock for writing), and its address space has users.
     #[inline]
     pub unsafe fn from_raw<'a>(ptr: *const bindings::vm_area_struct) -> &'a VmaNew {
-        // SAFETY: `VmaNew` is `repr(transparent)` over `VmaRef`, itself over the C struct; the
-        // caller guarantees the type invariant.
+        // SAFETY: `VmaNew` is `repr(transparent)` over the C struct; the caller guarantees the
+        // type invariant.
         unsafe { &*ptr.cast() }
+    }
+
+    /// Returns a raw pointer to the VMA.
+    #[inline]
+    pub fn as_raw(&self) -> *mut bindings::vm_area_struct {
+        self.0.as_raw()
+    }
+
+    /// Returns the VMA's flags (see [`flags`]).
+    #[inline]
+    pub fn flags(&self) -> flags::VmFlags {
+        self.0.flags()
+    }
+
+    /// Returns the first address of the VMA.
+    #[inline]
+    pub fn start(&self) -> usize {
+        self.0.start()
+    }
+
+    /// Returns the address just past the end of the VMA.
+    #[inline]
+    pub fn end(&self) -> usize {
+        self.0.end()
     }
 
     /// Maps `page` at `address`, which must be page aligned and inside the VMA.

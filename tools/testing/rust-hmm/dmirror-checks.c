@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -252,6 +254,177 @@ static void check_exclusive_huge(int fd, long page, int rust)
 	ret = dmirror_ioctl(fd, HMM_DMIRROR_CHECK_EXCLUSIVE, &cmd);
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	check(ret == 0 && b.tv_sec - a.tv_sec < 10, "CHECK_EXCLUSIVE of 2^48 pages returns at once");
+}
+
+/*
+ * EXCLUSIVE where its own write fault changes the CPU page tables, as C converges: pages the
+ * CPU maps read-only (the zero page after a read, copy-on-write after a fork) and pages
+ * exclusive to the device already (a second EXCLUSIVE); then a range whose tail is not mapped,
+ * which fails with nothing of it left exclusive to the device (CHECK_EXCLUSIVE is 0).
+ */
+static void check_exclusive_converges(int fd, long page)
+{
+	unsigned long len = 4 * page;
+	struct hmm_dmirror_cmd cmd;
+	unsigned char *mem, *buf, *want;
+	int status, ok, i;
+	pid_t pid;
+
+	mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	buf = malloc(len);
+	want = malloc(len);
+	if (mem == MAP_FAILED || !buf || !want) {
+		check(0, "EXCLUSIVE checks: allocation");
+		return;
+	}
+	memset(&cmd, 0, sizeof(cmd));
+	cmd.addr = (uintptr_t)mem;
+	cmd.ptr = (uintptr_t)buf;
+	cmd.npages = 4;
+
+	/* The zero page, mapped read-only by a read. */
+	for (i = 0; i < 4; i++)
+		(void)((volatile unsigned char *)mem)[i * page];
+	memset(buf, 0xff, len);
+	memset(want, 0, len);
+	ok = dmirror_ioctl(fd, HMM_DMIRROR_EXCLUSIVE, &cmd) == 0 && !memcmp(buf, want, len) &&
+	     dmirror_ioctl(fd, HMM_DMIRROR_CHECK_EXCLUSIVE, &cmd) == -EPERM;
+	check(ok, "EXCLUSIVE of zero pages the CPU read succeeds, and they are exclusive");
+
+	/* Twice in a row: the second revokes the first and converts again. */
+	fill(mem, len, 11);
+	fill(want, len, 11);
+	ok = dmirror_ioctl(fd, HMM_DMIRROR_EXCLUSIVE, &cmd) == 0 &&
+	     dmirror_ioctl(fd, HMM_DMIRROR_EXCLUSIVE, &cmd) == 0 && !memcmp(buf, want, len) &&
+	     dmirror_ioctl(fd, HMM_DMIRROR_CHECK_EXCLUSIVE, &cmd) == -EPERM;
+	check(ok, "EXCLUSIVE twice of the same pages succeeds both times");
+	check(!memcmp(mem, want, len) &&
+	      dmirror_ioctl(fd, HMM_DMIRROR_CHECK_EXCLUSIVE, &cmd) == 0,
+	      "a CPU read revokes them, with their data");
+
+	/* Copy-on-write: the child keeps its pages, the parent's EXCLUSIVE breaks the sharing. */
+	pid = fork();
+	if (pid == 0) {
+		usleep(200000);
+		_exit(memcmp(mem, want, len) ? 1 : 0);
+	}
+	ok = pid > 0 && dmirror_ioctl(fd, HMM_DMIRROR_EXCLUSIVE, &cmd) == 0 &&
+	     !memcmp(buf, want, len) &&
+	     dmirror_ioctl(fd, HMM_DMIRROR_CHECK_EXCLUSIVE, &cmd) == -EPERM;
+	check(ok, "EXCLUSIVE of pages shared copy-on-write with a child succeeds");
+	if (pid > 0) {
+		mem[0] ^= 0xff;		/* the parent's copy changes, not the child's */
+		ok = waitpid(pid, &status, 0) == pid && WIFEXITED(status) && !WEXITSTATUS(status);
+		check(ok, "the child still reads its own copy of those pages");
+		mem[0] ^= 0xff;
+	}
+
+	/* The last two pages unmapped: EBUSY, and none of the range exclusive to the device. */
+	munmap(mem + 2 * page, 2 * page);
+	ok = dmirror_ioctl(fd, HMM_DMIRROR_EXCLUSIVE, &cmd) == -EBUSY;
+	cmd.npages = 2;
+	ok = ok && dmirror_ioctl(fd, HMM_DMIRROR_CHECK_EXCLUSIVE, &cmd) == 0 &&
+	     !memcmp(mem, want, 2 * page);
+	check(ok, "EXCLUSIVE of a range with unmapped pages is EBUSY and maps none of it");
+	munmap(mem, 2 * page);
+	free(buf);
+	free(want);
+}
+
+static volatile int storm_stop;
+static volatile unsigned long storms;
+
+/* Invalidates one page of @arg over and over (MADV_DONTNEED, then a write faults it in). */
+static void *storm_loop(void *arg)
+{
+	volatile unsigned char *p = arg;
+
+	while (!storm_stop) {
+		madvise((void *)p, 4096, MADV_DONTNEED);
+		p[0] = (unsigned char)storms;
+		storms = storms + 1;
+	}
+	return NULL;
+}
+
+/*
+ * EXCLUSIVE while another thread keeps invalidating a page elsewhere in the address space: C
+ * never looks, and succeeds; so must the Rust device, whose mirror follows the whole address
+ * space (it used to retry on every invalidation anywhere, and fail with EBUSY after 1 s).
+ */
+static void check_exclusive_storm(int fd, long page)
+{
+	unsigned char *mem, *other, *buf;
+	struct hmm_dmirror_cmd cmd;
+	struct timespec a, b;
+	unsigned long before;
+	pthread_t thread;
+	int i, ret = 0, ok = 1;
+
+	mem = mmap(NULL, 4 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	/*
+	 * The page invalidated is the middle one of three: C's invalidation clears its table up
+	 * to and including the page that follows the range (xa_for_each_range's last index is
+	 * end >> PAGE_SHIFT), so a page right below @mem would drop @mem's first entry, and C's
+	 * EXCLUSIVE fail its read-back with ENOENT.
+	 */
+	other = mmap(NULL, 3 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	buf = malloc(4 * page);
+	if (mem == MAP_FAILED || other == MAP_FAILED || !buf) {
+		check(0, "EXCLUSIVE storm check: allocation");
+		return;
+	}
+	fill(mem, 4 * page, 5);
+	memset(&cmd, 0, sizeof(cmd));
+	cmd.addr = (uintptr_t)mem;
+	cmd.ptr = (uintptr_t)buf;
+	cmd.npages = 4;
+	storm_stop = 0;
+	storms = 0;
+	if (pthread_create(&thread, NULL, storm_loop, other + page)) {
+		check(0, "EXCLUSIVE storm check: pthread_create");
+		return;
+	}
+	while (storms < 10)
+		sched_yield();
+	before = storms;
+	for (i = 0; i < 20 && ok; i++) {
+		ret = dmirror_ioctl(fd, HMM_DMIRROR_EXCLUSIVE, &cmd);
+		ok = ret == 0 && !memcmp(buf, mem, 4 * page);
+	}
+	storm_stop = 1;
+	pthread_join(thread, NULL);
+	if (!ok)
+		printf("note: EXCLUSIVE %d of 20 under invalidations elsewhere: %s%s\n", i,
+		       strerror(-ret), ret ? "" : ", wrong data");
+	else if (storms == before)
+		printf("note: the invalidating thread did not run during the EXCLUSIVEs\n");
+	check(ok, "EXCLUSIVE succeeds 20 times while another page is invalidated all along");
+
+	/*
+	 * A page of the range itself invalidated all along: the Rust device tries again for 1 s,
+	 * then gives up with EBUSY, unless a try got through; C does not look, and its read-back
+	 * may find the entry gone (ENOENT). Either way it returns (the bound is a hang guard,
+	 * not a timing).
+	 */
+	storm_stop = 0;
+	storms = 0;
+	if (pthread_create(&thread, NULL, storm_loop, mem + 2 * page)) {
+		check(0, "EXCLUSIVE storm check: pthread_create");
+		return;
+	}
+	while (storms < 10)
+		sched_yield();
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	ret = dmirror_ioctl(fd, HMM_DMIRROR_EXCLUSIVE, &cmd);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	storm_stop = 1;
+	pthread_join(thread, NULL);
+	check((ret == 0 || ret == -EBUSY || ret == -ENOENT) && b.tv_sec - a.tv_sec < 10,
+	      "EXCLUSIVE of a range invalidated all along returns");
+	munmap(mem, 4 * page);
+	munmap(other, 3 * page);
+	free(buf);
 }
 
 static volatile sig_atomic_t sigusr1_count;
@@ -598,6 +771,8 @@ int main(int argc, char **argv)
 	check_device_pages(argv[1], fd, page, rust);
 	check_migrate_half(fd, page);
 	check_exclusive_huge(fd, page, rust);
+	check_exclusive_converges(fd, page);
+	check_exclusive_storm(fd, page);
 	check_mmap_lock_trace(fd, page);
 
 	check(close(fd) == 0, "close");
