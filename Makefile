@@ -5,7 +5,7 @@
 
 SCRIPTS := tools/testing/rust-hmm
 
-.PHONY: all setup build run check bench fmt inject-warn clean distclean
+.PHONY: all setup build run check bench fmt inject-warn evict-race-unpatched clean distclean
 
 all: run
 
@@ -35,6 +35,11 @@ bench:
 fmt: build
 	@rustfmt --edition 2021 --config-path build/linux/.rustfmt.toml \
 		$$(git ls-files -co --exclude-standard 'rust/*.rs' 'lib/*.rs' 'drivers/*.rs' 'samples/*.rs')
+
+# The anon_vma use-after-free of eviction racing munmap, on a kernel without the fix in
+# patches/ (its own tree, build/unpatched): KASAN reports it.
+evict-race-unpatched:
+	@$(SCRIPTS)/evict-race-unpatched.sh
 
 # Show that a WARN in the Rust device fails the run.
 inject-warn:

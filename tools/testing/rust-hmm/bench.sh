@@ -79,13 +79,17 @@ if [ "$profile" = insn ]; then
 	gate="start=$(sym __x64_sys_getpid),stop=$(sym __x64_sys_getppid)"
 	icount="-icount shift=0,sleep=off -plugin $BUILD/qemu-insn-plugin.so,marker=$(sym __x64_sys_sync),$gate,out=$LOGS/insn$pages"
 fi
+# The vCPUs run in parallel, one host thread each (multi-threaded TCG), except when QEMU
+# counts instructions: -icount runs them round-robin on one thread.
+accel=tcg,thread=multi
+[ -z "$icount" ] || accel=tcg
 start=$(date +%s)
 for boot in 1 2 3; do
 	rm -f "$LOGS/console.log" "$LOGS/bench.log"
 	echo "[bench] booting (TCG, tsc=reliable, $REPS repetitions + 1 warm-up; logs: build/bench/logs/)"
 	set +e
 	timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 \
-		-accel tcg $icount -cpu max -smp 2 -m 6G \
+		-accel "$accel" $icount -cpu max -smp 2 -m 6G \
 		-kernel "$KSRC/arch/x86/boot/bzImage" -initrd "$BUILD/initramfs.cpio" \
 		-append "console=ttyS0 oops=panic panic=-1 tsc=reliable transparent_hugepage=madvise memmap=256M\$0x140000000 memmap=256M\$0x150000000 rust_hmm.bench=$REPS $extra" \
 		-display none -monitor none -no-reboot \

@@ -10,6 +10,7 @@
 # Environment: RUST_HMM_BUILD (default build/), RUST_HMM_FRAGMENTS (config fragments, default
 # the test kernel's), RUST_HMM_TARGETS (default "bzImage modules"), RUST_HMM_USERSPACE=0 (skip
 # the userspace test programs): build-minimal.sh uses them for a kernel without HMM.
+# RUST_HMM_SKIP_PATCHES: a glob of patches/ not to apply (evict-race-unpatched.sh).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/../../.." && pwd)
@@ -71,6 +72,7 @@ echo "$new_list" >"$BUILD/overlay.list"
 mkdir -p "$BUILD/pristine"
 work=$(mktemp -d "$BUILD/patch.XXXXXX")
 trap 'rm -rf "$work"' EXIT
+skipped() { [ -n "${RUST_HMM_SKIP_PATCHES:-}" ] && [[ "$(basename "$1")" == $RUST_HMM_SKIP_PATCHES ]]; }
 touched=$(cat patches/*.patch 2>/dev/null | sed -n 's|^+++ b/\([^[:space:]]*\).*|\1|p' | sort -u)
 for f in $touched; do
 	if [ ! -e "$BUILD/pristine/$f" ]; then
@@ -84,6 +86,10 @@ done
 done
 for p in patches/*.patch; do
 	[ -e "$p" ] || continue
+	if skipped "$p"; then
+		step "not applying $p"
+		continue
+	fi
 	patch -s -p1 -d "$work" --no-backup-if-mismatch <"$p" ||
 		{ echo "build: $p does not apply" >&2; exit 1; }
 done
@@ -93,7 +99,7 @@ done
 # patch (Kconfig) changed; an unchanged result keeps the old .config's mtime.
 FRAGMENTS=${RUST_HMM_FRAGMENTS:-kernel/configs/rust_hmm.config kernel/configs/rust_hmm_debug.config}
 TARGETS=${RUST_HMM_TARGETS:-bzImage modules}
-cfg_hash=$(cat $FRAGMENTS patches/*.patch | sha256sum | cut -d' ' -f1)
+cfg_hash=$( (cat $FRAGMENTS patches/*.patch; echo "${RUST_HMM_SKIP_PATCHES:-}") | sha256sum | cut -d' ' -f1)
 if [ ! -f "$KSRC/.config" ] || [ "$(cat "$BUILD/config.hash" 2>/dev/null)" != "$cfg_hash" ]; then
 	step "configuring (tinyconfig + ${FRAGMENTS//kernel\/configs\//})"
 	[ -f "$KSRC/.config" ] && cp -p "$KSRC/.config" "$BUILD/config.old"
@@ -159,7 +165,7 @@ if [ ! -x "$BUILD/dmirror-pagemap" ] || [ "$PAGEMAP" -nt "$BUILD/dmirror-pagemap
 	step "dmirror-pagemap (static)"
 	gcc -static -Wall -O2 -I "$KSRC" -isystem "$KSRC/usr/include" -o "$BUILD/dmirror-pagemap" "$PAGEMAP"
 fi
-for prog in dmirror-lifecycle dmirror-stress dmirror-bench; do
+for prog in dmirror-lifecycle dmirror-stress dmirror-bench dmirror-evict-race; do
 	src=$REPO/tools/testing/rust-hmm/$prog.c
 	if [ ! -x "$BUILD/$prog" ] || [ "$src" -nt "$BUILD/$prog" ]; then
 		step "$prog (static)"

@@ -10,7 +10,7 @@
 # kmemleak scans, which take about a minute under TCG; the verdict then says so),
 # RUST_HMM_FUZZ (ioctls of dmirror-fuzz per Rust device node, default 2000; 0: none),
 # RUST_HMM_FUZZ_SEED (also the stress's), RUST_HMM_STRESS (seconds of dmirror-stress on the
-# Rust device, default 15; 0: none).
+# Rust device, default 15; 0: none), RUST_HMM_APPEND (more kernel parameters).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -35,7 +35,8 @@ mkdir -p "$root"/{bin,dev,proc,sys,tmp,lib/modules}
 cp /bin/busybox "$root/bin/busybox"
 cp "$HERE/init.sh" "$root/init"
 cp "$BUILD/hmm-tests" "$BUILD/dmirror-checks" "$BUILD/dmirror-fuzz" "$BUILD/dmirror-pagemap" \
-	"$BUILD/dmirror-lifecycle" "$BUILD/dmirror-stress" "$BUILD/dmirror-bench" "$root/bin/"
+	"$BUILD/dmirror-lifecycle" "$BUILD/dmirror-stress" "$BUILD/dmirror-bench" \
+	"$BUILD/dmirror-evict-race" "$root/bin/"
 cp "$KSRC/lib/test_hmm.ko" "$KSRC/lib/test_hmm_rust/test_hmm_rust.ko" "$root/lib/modules/"
 (cd "$root" && find . | cpio -o -H newc --quiet) >"$BUILD/initramfs.cpio"
 
@@ -44,9 +45,9 @@ echo "[run] booting (TCG, timeout ${TIMEOUT}s; logs: build/logs/console.log, res
 start=$(date +%s)
 set +e
 timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 \
-	-accel tcg -cpu max -smp 2 -m 6G \
+	-accel tcg,thread=multi -cpu max -smp 2 -m 6G \
 	-kernel "$KSRC/arch/x86/boot/bzImage" -initrd "$BUILD/initramfs.cpio" \
-	-append "console=ttyS0 oops=panic panic=-1 transparent_hugepage=madvise memmap=256M\$0x140000000 memmap=256M\$0x150000000 rust_hmm.tests=$SUITES rust_hmm.kmemleak=$KMEMLEAK rust_hmm.fuzz=$FUZZ rust_hmm.fuzz_seed=$FUZZ_SEED rust_hmm.stress=$STRESS" \
+	-append "console=ttyS0 oops=panic panic=-1 transparent_hugepage=madvise memmap=256M\$0x140000000 memmap=256M\$0x150000000 rust_hmm.tests=$SUITES rust_hmm.kmemleak=$KMEMLEAK rust_hmm.fuzz=$FUZZ rust_hmm.fuzz_seed=$FUZZ_SEED rust_hmm.stress=$STRESS ${RUST_HMM_APPEND:-}" \
 	-display none -monitor none -no-reboot \
 	-serial "file:$LOGS/console.log" -serial "file:$LOGS/results.log" \
 	</dev/null >"$LOGS/qemu.log" 2>&1

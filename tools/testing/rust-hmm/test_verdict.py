@@ -42,10 +42,10 @@ def suite(name, results):
 
 class Verdict(unittest.TestCase):
     def run_verdict(self, c=None, rust=None, expected=(), console_extra="", done=True,
-                    leaks=()):
+                    leaks=(), cpus="@@@ CPUS 2 SMP PREEMPT"):
         c = c or {t: "pass" for t in TESTS}
         rust = rust or {t: "pass" for t in TESTS}
-        results = ["@@@ BOOTED 6.12"]
+        results = ["@@@ BOOTED 6.12"] + ([cpus] if cpus else [])
         results += suite("c", c.items())
         results += suite("rust", rust.items())
         results = [l.replace("@@@ PID rust 100", "@@@ PID rust 200") for l in results]
@@ -73,6 +73,12 @@ class Verdict(unittest.TestCase):
         rc, out = self.run_verdict()
         self.assertEqual(rc, 0, out)
         self.assertTrue(out.rstrip().endswith("3 passed, 0 failed, 0 skipped"), out)
+
+    def test_not_smp(self):
+        for cpus in ("@@@ CPUS 1 SMP PREEMPT", "@@@ CPUS 2 UP", None):
+            rc, out = self.run_verdict(cpus=cpus)
+            self.assertEqual(rc, 1, out)
+            self.assertTrue("SMP" in out or "CPUs" in out, out)
 
     def test_unexpected_failure(self):
         rc, out = self.run_verdict(rust={"hmm.p.open_close": "pass", "hmm.p.anon_read": "fail",

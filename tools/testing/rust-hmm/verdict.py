@@ -170,6 +170,13 @@ def main():
 
     if args.timed_out:
         problems.append("the boot did not finish within %d s (hang)" % args.timed_out)
+    cpus = [ev.split()[2:] for ev in events if ev.startswith("@@@ CPUS")]
+    if not cpus:
+        problems.append("the boot did not say how many CPUs it runs")
+    elif not cpus[0][0].isdigit() or int(cpus[0][0]) < 2 or "SMP" not in cpus[0][1:]:
+        problems.append("the test kernel is not SMP: %s" % " ".join(cpus[0]))
+    else:
+        notes.append("the guest ran %s CPUs, %s" % (cpus[0][0], " ".join(cpus[0][1:])))
     if not any(l.startswith("@@@ DONE") for l in results):
         problems.append("the test boot did not reach its end (crash, panic or hang)")
     for ev in events:
@@ -273,6 +280,7 @@ def main():
         if c.get(n, ("missing",))[0] not in ("pass",) and "c" in wanted:
             print("note: the C reference did not pass %s (%s)" % (n, c.get(n, ("missing",))[0]))
 
+    notes += [ev[9:] for ev in events if ev.startswith("@@@ NOTE ")]
     for n in notes:
         print("note: " + n)
     print()
