@@ -298,7 +298,7 @@ impl FreeList {
             *slot = index;
             // INVARIANT: The page is free again.
             self.top += 1;
-            self.allocated -= 1;
+            self.allocated = self.allocated.saturating_sub(1);
         }
     }
 }
