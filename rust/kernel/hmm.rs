@@ -33,7 +33,7 @@ use crate::{
         pfn_array::PfnArray,
         MmWithUser, MmapReadGuard,
     },
-    mmu_notifier::{IntervalNotifierOps, MmuIntervalNotifier},
+    mmu_notifier::{IntervalNotifierOps, MmuIntervalNotifier, Seq},
     page::{PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
     task::{cond_resched, fatal_signal_pending},
@@ -504,30 +504,41 @@ fn fault_loop<T: IntervalNotifierOps, R>(
     let mut pfns = PfnArray::new();
     pfns.reset(range.npages())?;
     let retry = Retry::new();
-    let mut first = true;
     loop {
-        // Invalidations may keep the read busy: let them run, unless the task is dying. Not
-        // before the first read (the caller's loop over pieces does it between them).
-        if !first {
-            retry.again()?;
+        let seq = walk(notifier, range, pfns.as_mut_slice(), &mut fault, &retry)?;
+        if let Some(mut state) = seq.lock_if_unchanged() {
+            return Ok(commit(
+                &mut state,
+                FaultedRange {
+                    range,
+                    pfns: pfns.as_slice(),
+                },
+            ));
         }
-        first = false;
+        retry.again()?;
+    }
+}
+
+/// Reads `range` into `pfns` with `fault`, for a sequence read just before, until a walk gets
+/// through (what a walk faulted in stays: the next one goes on from there); returns that
+/// sequence. Invalidations may keep the walk busy: before each new try `retry` lets them run,
+/// unless the task is dying or the deadline passed. Not before the first (the caller's loop
+/// over pieces does it between them).
+#[inline(always)]
+fn walk<'n, T: IntervalNotifierOps>(
+    notifier: &'n MmuIntervalNotifier<T>,
+    range: &Range<'_>,
+    pfns: &mut [usize],
+    fault: &mut impl FnMut(&Range<'_>, &mut [usize], c_ulong) -> Result,
+    retry: &Retry,
+) -> Result<Seq<'n, T>> {
+    loop {
         let seq = notifier.read_begin();
-        match fault(range, pfns.as_mut_slice(), seq.raw()) {
-            Err(e) if e == EBUSY => continue,
+        match fault(range, pfns, seq.raw()) {
+            Err(e) if e == EBUSY => retry.again()?,
             Err(e) => return Err(e),
-            Ok(()) => {}
+            Ok(()) => return Ok(seq),
         }
-        let Some(mut state) = seq.lock_if_unchanged() else {
-            continue;
-        };
-        return Ok(commit(
-            &mut state,
-            FaultedRange {
-                range,
-                pfns: pfns.as_slice(),
-            },
-        ));
     }
 }
 
@@ -578,15 +589,10 @@ pub(crate) fn fault_in_locked<T: IntervalNotifierOps>(
     check_range(notifier, mmap.mm(), range)?;
     let mut pfns = PfnArray::new();
     pfns.reset(range.npages())?;
+    // The guard proves that the mmap read lock is held.
+    let mut fault = |r: &Range<'_>, p: &mut [usize], seq| r.fault_once(p, notifier.as_raw(), seq);
     let retry = Retry::new();
-    loop {
-        let seq = notifier.read_begin();
-        match range.fault_once(pfns.as_mut_slice(), notifier.as_raw(), seq.raw()) {
-            // What was faulted in stays: the next walk goes on from there.
-            Err(e) if e == EBUSY => retry.again()?,
-            ret => return ret,
-        }
-    }
+    walk(notifier, range, pfns.as_mut_slice(), &mut fault, &retry).map(drop)
 }
 
 /// [`range_fault`] for a caller that holds the mmap read lock of the notifier's address space.

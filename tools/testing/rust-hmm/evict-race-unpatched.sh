@@ -30,7 +30,7 @@ results=$RUST_HMM_BUILD/logs/results.log
 grep -E '^(round |kmsg: )' "$results"
 hit=$(grep -cE '^round .*KASAN reports [1-9]' "$results")
 total=$(grep -cE '^round ' "$results")
-grep -h '^@@@ NOTE' "$results" | sed 's/^@@@ NOTE c /evict-race-unpatched: /'
+grep -h '^@@@ NOTE' "$results" | sed 's/^@@@ NOTE c [^ ]* /evict-race-unpatched: /'
 # A round whose report came with a hang (the walk sleeps on the freed anon_vma's rwsem)
 # never ends: the boot times out with the report printed.
 if ! grep -q '^@@@ DONE' "$results"; then
