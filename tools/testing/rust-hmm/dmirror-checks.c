@@ -48,6 +48,8 @@ static const char *errname(int err)
 		return "EFAULT";
 	case -EOVERFLOW:
 		return "EOVERFLOW";
+	case -EBUSY:
+		return "EBUSY";
 	default:
 		return "?";
 	}
@@ -79,6 +81,8 @@ static const struct {
 	{ HMM_DMIRROR_WRITE, "WRITE", 65, 1, -EFAULT },
 	{ HMM_DMIRROR_SNAPSHOT, "SNAPSHOT", 65, 1, 0 },
 	{ HMM_DMIRROR_READ, "READ", 128, 127, -EFAULT },
+	{ HMM_DMIRROR_EXCLUSIVE, "EXCLUSIVE", 2, 1, -EBUSY },
+	{ HMM_DMIRROR_EXCLUSIVE, "EXCLUSIVE", 65, 1, -EBUSY },
 };
 
 static void check_top(int fd, long page)
@@ -319,6 +323,12 @@ static void check_exclusive_converges(int fd, long page)
 		mem[0] ^= 0xff;
 	}
 
+	/* 2^48 pages from a mapped one: EBUSY at the first hole, at once (a hang guard). */
+	cmd.npages = (uint64_t)1 << 48;
+	check(dmirror_ioctl(fd, HMM_DMIRROR_EXCLUSIVE, &cmd) == -EBUSY,
+	      "EXCLUSIVE of 2^48 pages from a mapped one is EBUSY");
+	cmd.npages = 4;
+
 	/* The last two pages unmapped: EBUSY, and none of the range exclusive to the device. */
 	munmap(mem + 2 * page, 2 * page);
 	ok = dmirror_ioctl(fd, HMM_DMIRROR_EXCLUSIVE, &cmd) == -EBUSY;
@@ -334,17 +344,38 @@ static void check_exclusive_converges(int fd, long page)
 static volatile int storm_stop;
 static volatile unsigned long storms;
 
+static long storm_page_size;
+
 /* Invalidates one page of @arg over and over (MADV_DONTNEED, then a write faults it in). */
 static void *storm_loop(void *arg)
 {
 	volatile unsigned char *p = arg;
 
 	while (!storm_stop) {
-		madvise((void *)p, 4096, MADV_DONTNEED);
+		madvise((void *)p, storm_page_size, MADV_DONTNEED);
 		p[0] = (unsigned char)storms;
 		storms = storms + 1;
 	}
 	return NULL;
+}
+
+/* Starts a thread invalidating the page @p, and returns once it has; 0, or -1. */
+static int storm_start(pthread_t *thread, unsigned char *p, long page)
+{
+	storm_page_size = page;
+	storm_stop = 0;
+	storms = 0;
+	if (pthread_create(thread, NULL, storm_loop, p))
+		return -1;
+	while (storms < 10)
+		sched_yield();
+	return 0;
+}
+
+static void storm_end(pthread_t thread)
+{
+	storm_stop = 1;
+	pthread_join(thread, NULL);
 }
 
 /*
@@ -370,8 +401,9 @@ static void check_exclusive_storm(int fd, long page)
 	 */
 	other = mmap(NULL, 3 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	buf = malloc(4 * page);
-	if (mem == MAP_FAILED || other == MAP_FAILED || !buf) {
-		check(0, "EXCLUSIVE storm check: allocation");
+	if (mem == MAP_FAILED || other == MAP_FAILED || !buf ||
+	    storm_start(&thread, other + page, page)) {
+		check(0, "EXCLUSIVE storm check: allocation and thread");
 		return;
 	}
 	fill(mem, 4 * page, 5);
@@ -379,21 +411,12 @@ static void check_exclusive_storm(int fd, long page)
 	cmd.addr = (uintptr_t)mem;
 	cmd.ptr = (uintptr_t)buf;
 	cmd.npages = 4;
-	storm_stop = 0;
-	storms = 0;
-	if (pthread_create(&thread, NULL, storm_loop, other + page)) {
-		check(0, "EXCLUSIVE storm check: pthread_create");
-		return;
-	}
-	while (storms < 10)
-		sched_yield();
 	before = storms;
 	for (i = 0; i < 20 && ok; i++) {
 		ret = dmirror_ioctl(fd, HMM_DMIRROR_EXCLUSIVE, &cmd);
 		ok = ret == 0 && !memcmp(buf, mem, 4 * page);
 	}
-	storm_stop = 1;
-	pthread_join(thread, NULL);
+	storm_end(thread);
 	if (!ok)
 		printf("note: EXCLUSIVE %d of 20 under invalidations elsewhere: %s%s\n", i,
 		       strerror(-ret), ret ? "" : ", wrong data");
@@ -407,19 +430,14 @@ static void check_exclusive_storm(int fd, long page)
 	 * may find the entry gone (ENOENT). Either way it returns (the bound is a hang guard,
 	 * not a timing).
 	 */
-	storm_stop = 0;
-	storms = 0;
-	if (pthread_create(&thread, NULL, storm_loop, mem + 2 * page)) {
+	if (storm_start(&thread, mem + 2 * page, page)) {
 		check(0, "EXCLUSIVE storm check: pthread_create");
 		return;
 	}
-	while (storms < 10)
-		sched_yield();
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	ret = dmirror_ioctl(fd, HMM_DMIRROR_EXCLUSIVE, &cmd);
 	clock_gettime(CLOCK_MONOTONIC, &b);
-	storm_stop = 1;
-	pthread_join(thread, NULL);
+	storm_end(thread);
 	check((ret == 0 || ret == -EBUSY || ret == -ENOENT) && b.tv_sec - a.tv_sec < 10,
 	      "EXCLUSIVE of a range invalidated all along returns");
 	munmap(mem, 4 * page);
