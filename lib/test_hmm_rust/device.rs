@@ -3,7 +3,7 @@
 //! One dmirror device (`/dev/hmm_dmirrorN`): what all files opened on it share.
 
 use crate::devmem::{Chunks, Counters, COUNTERS};
-use kernel::hmm::Owner;
+use kernel::memremap::Owner;
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
 

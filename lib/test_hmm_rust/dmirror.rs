@@ -8,7 +8,8 @@ use kernel::alloc::flags::__GFP_ZERO;
 use kernel::alloc::VVec;
 use kernel::cdev;
 use kernel::fs::File;
-use kernel::hmm::{Mirror, MirrorOps, Owner};
+use kernel::hmm::{Mirror, MirrorOps};
+use kernel::memremap::Owner;
 use kernel::mm::{virt::VmaNew, Mm};
 use kernel::page::{Page, PAGE_SIZE};
 use kernel::prelude::*;
@@ -82,6 +83,15 @@ impl CheckedRange {
     }
 }
 
+/// The end of the piece of at most `size` bytes that starts at `addr`, within `[addr, end)`.
+///
+/// C computes `addr + size` in wrapping arithmetic. When that wraps (the range ends within a
+/// piece of the top of the address space, where nothing can be mapped), C's page walk gets an
+/// inverted range and fails with `EINVAL`: so does this.
+pub(crate) fn chunk_end(addr: usize, end: usize, size: usize) -> Result<usize> {
+    Ok(addr.checked_add(size).ok_or(EINVAL)?.min(end))
+}
+
 impl Dmirror {
     /// The owner of the device's memory.
     #[inline]
@@ -123,21 +133,19 @@ impl cdev::Operations for Dmirror {
 
     fn open(mdevice: &Arc<DmirrorDevice>, _file: &File) -> Result<Pin<KBox<Dmirror>>> {
         // A kernel thread without an address space has nothing to mirror.
-        let mm = Mm::current().ok_or(EINVAL)?;
+        let mm = Mm::mmgrab_current().ok_or(EINVAL)?;
+        let mm = mm.mmget_not_zero().ok_or(EINVAL)?;
         // Mirror the whole address space of the opener, as C does.
         let end = usize::MAX & !(PAGE_SIZE - 1);
-        mm.with_user(|mm| {
-            KBox::pin_init(
-                try_pin_init!(Dmirror {
-                    mdevice: mdevice.clone(),
-                    owner: mdevice.owner.clone(),
-                    mirror <- Mirror::with_owner(mm, 0, end, mdevice.owner.clone(), DmirrorData),
-                    bounce_cache <- kernel::new_mutex!(None),
-                }? Error),
-                GFP_KERNEL,
-            )
-        })
-        .ok_or(EINVAL)?
+        KBox::pin_init(
+            try_pin_init!(Dmirror {
+                mdevice: mdevice.clone(),
+                owner: mdevice.owner.clone(),
+                mirror <- Mirror::with_owner(&mm, 0, end, mdevice.owner.clone(), DmirrorData),
+                bounce_cache <- kernel::new_mutex!(None),
+            }? Error),
+            GFP_KERNEL,
+        )
     }
 
     fn ioctl(this: Pin<&Dmirror>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
@@ -146,7 +154,9 @@ impl cdev::Operations for Dmirror {
 
     /// Maps zeroed system pages, as the C module does (the `mixedmap` test).
     fn mmap(_this: Pin<&Dmirror>, _file: &File, vma: &VmaNew) -> Result {
-        for addr in (vma.start()..vma.end()).step_by(PAGE_SIZE) {
+        let (start, end) = (vma.start(), vma.end());
+        let vma = vma.set_mixedmap();
+        for addr in (start..end).step_by(PAGE_SIZE) {
             let page = Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?;
             // The mapping holds its own reference; ours goes with `page`.
             vma.vm_insert_page(addr, &page)?;

@@ -4,11 +4,12 @@
 //! for its atomics, until a CPU access revokes them (`dmirror_exclusive`,
 //! `dmirror_check_atomic`).
 
+use crate::dmirror::chunk_end;
 use crate::dmirror::{CheckedRange, Dmirror};
-use crate::mirror::chunk_end;
+use crate::mirror::FAULT_CHUNK_SIZE;
 use crate::uapi::*;
+use kernel::mm::range::for_each_piece;
 use kernel::prelude::*;
-use kernel::task::{cond_resched, fatal_signal_pending};
 
 impl Dmirror {
     /// HMM_DMIRROR_EXCLUSIVE: makes the range exclusive to the device, 64 pages at a time,
@@ -17,26 +18,19 @@ impl Dmirror {
     /// Like C: `EINVAL` if the process has exited, `EBUSY` unless every page of the range was
     /// made exclusive and mapped (holes, file pages, a wrapping range...).
     pub(crate) fn exclusive(&self, cmd: &mut HmmDmirrorCmd, range: &CheckedRange) -> Result {
-        let mm = self.mirror.mm();
-        mm.with_user(|mm| -> Result {
-            let mmap = mm.mmap_read_lock_killable()?;
-            let mut addr = range.start;
-            while addr < range.end {
-                cond_resched();
-                if fatal_signal_pending() {
-                    return Err(EINTR);
-                }
-                let next = chunk_end(addr, range.end).map_err(|_| EBUSY)?;
-                match self.mirror.make_exclusive(&mmap, addr, next) {
-                    Ok(()) => {}
-                    Err(e) if e == EINTR => return Err(e),
-                    Err(_) => return Err(EBUSY),
-                }
-                addr = next;
-            }
-            Ok(())
-        })
-        .ok_or(EINVAL)??;
+        let mm = self.mirror.mm().mmget_not_zero().ok_or(EINVAL)?;
+        let mmap = mm.mmap_read_lock_killable()?;
+        for_each_piece(
+            range.start,
+            range.end,
+            |addr| chunk_end(addr, range.end, FAULT_CHUNK_SIZE).map_err(|_| EBUSY),
+            |start, end| match self.mirror.make_exclusive(&mmap, start, end) {
+                Err(e) if e != EINTR => Err(EBUSY),
+                ret => ret,
+            },
+        )?;
+        // The read back takes the mmap lock itself.
+        drop(mmap);
         self.read_back(cmd, range)
     }
 

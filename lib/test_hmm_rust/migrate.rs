@@ -6,16 +6,16 @@
 
 use crate::device::MemoryType;
 use crate::devmem::{new_storage_page, Chunk};
-use crate::dmirror::{CheckedRange, Dmirror};
+use crate::dmirror::{chunk_end, CheckedRange, Dmirror};
 use crate::uapi::*;
 use kernel::migrate::{migrate_vma, Select, Source, MIGRATE_BATCH_PAGES};
 use kernel::mm::{
+    range::for_each_piece,
     virt::{flags, VmaRef},
     MmWithUser, MmapReadGuard,
 };
 use kernel::page::PAGE_SIZE;
 use kernel::prelude::*;
-use kernel::task::{cond_resched, fatal_signal_pending};
 
 /// The bytes of a batch of [`MIGRATE_BATCH_PAGES`].
 const BATCH_SIZE: usize = MIGRATE_BATCH_PAGES * PAGE_SIZE;
@@ -30,35 +30,20 @@ impl Dmirror {
         range: &CheckedRange,
         mut batch: impl FnMut(&MmapReadGuard<'_>, &VmaRef, usize, usize) -> Result,
     ) -> Result {
-        let mm = self.mirror.mm();
-        mm.with_user(|mm| -> Result {
-            let mmap = mm.mmap_read_lock_killable()?;
-            let mut addr = range.start;
-            while addr < range.end {
-                // The range is sized by the user: between batches, let others run, and stop
-                // if the task is being killed.
-                if addr != range.start {
-                    cond_resched();
-                    if fatal_signal_pending() {
-                        return Err(EINTR);
-                    }
-                }
-                let vma = mmap.vma_lookup(addr).ok_or(EINVAL)?;
-                if vma.flags() & flags::READ == 0 {
-                    return Err(EINVAL);
-                }
-                // `addr` is in a VMA, below the top of the address space: no wrap.
-                let next = addr
-                    .checked_add(BATCH_SIZE)
-                    .ok_or(EINVAL)?
-                    .min(range.end)
-                    .min(vma.end());
-                batch(&mmap, vma, addr, next)?;
-                addr = next;
-            }
-            Ok(())
-        })
-        .ok_or(EINVAL)?
+        let mm = self.mirror.mm().mmget_not_zero().ok_or(EINVAL)?;
+        let mmap = mm.mmap_read_lock_killable()?;
+        let vma = |addr| match mmap.vma_lookup(addr) {
+            Some(vma) if vma.flags() & flags::READ != 0 => Ok(vma),
+            _ => Err(EINVAL),
+        };
+        // The range is sized by the user: the walk lets others run between batches, and
+        // stops if the task is being killed.
+        for_each_piece(
+            range.start,
+            range.end,
+            |addr| Ok(chunk_end(addr, range.end, BATCH_SIZE)?.min(vma(addr)?.end())),
+            |start, end| batch(&mmap, vma(start)?, start, end),
+        )
     }
 
     /// HMM_DMIRROR_MIGRATE_TO_DEV: migrates the range into device memory, maps what moved in
@@ -125,14 +110,13 @@ impl Dmirror {
     /// memory, VMA by VMA.
     pub(crate) fn migrate_range_to_ram(&self, mm: &MmWithUser, start: usize, end: usize) -> Result {
         let mmap = mm.mmap_read_lock_killable()?;
-        let mut addr = start;
-        while addr < end {
-            let vma = mmap.vma_lookup(addr).ok_or(EFAULT)?;
-            let next = end.min(vma.end());
-            self.migrate_batch_to_sys(vma, addr, next)?;
-            addr = next;
-        }
-        Ok(())
+        let vma = |addr| mmap.vma_lookup(addr).ok_or(EFAULT);
+        for_each_piece(
+            start,
+            end,
+            |addr| Ok(end.min(vma(addr)?.end())),
+            |start, end| self.migrate_batch_to_sys(vma(start)?, start, end).map(drop),
+        )
     }
 
     /// HMM_DMIRROR_MIGRATE_TO_SYS: migrates the device's pages of the range back to system

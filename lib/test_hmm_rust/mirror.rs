@@ -4,41 +4,30 @@
 //! device page table, faulting pages in with HMM when they are missing.
 
 use crate::devmem::{storage_page, Chunk};
-use crate::dmirror::{CheckedRange, Dmirror, DmirrorData, BOUNCE_CACHE_PAGES, MAX_BOUNCE_PAGES};
+use crate::dmirror::{
+    chunk_end, CheckedRange, Dmirror, DmirrorData, BOUNCE_CACHE_PAGES, MAX_BOUNCE_PAGES,
+};
 use crate::uapi::*;
 use kernel::alloc::VVec;
-use kernel::hmm::{
-    HmmPfn, MirrorGuard, MirroredPage, Owner, PageKind, Range, Request, RANGE_DEFAULT_TIMEOUT_MS,
-};
-use kernel::memremap::DevicePageRef;
-use kernel::mm::{highmem::CpuPage, PMD_SHIFT, PUD_SHIFT};
+use kernel::hmm::{HmmPfn, MirrorGuard, MirroredPage, PageKind, Range, Request, Retry};
+use kernel::memremap::{DevicePageRef, Owner};
+use kernel::mm::{highmem::CpuPage, range::for_each_piece, PMD_SHIFT, PUD_SHIFT};
 use kernel::page::PAGE_SIZE;
 use kernel::prelude::*;
 use kernel::sync::Mutex;
-use kernel::task::{cond_resched, fatal_signal_pending};
-use kernel::time::{ktime_ms_delta, Ktime};
 use kernel::uaccess::UserSlice;
 
 /// Pages faulted in by one `hmm_range_fault`, as in C.
 const FAULT_CHUNK_PAGES: usize = 64;
 
 /// The bytes of a chunk of [`FAULT_CHUNK_PAGES`].
-const FAULT_CHUNK_SIZE: usize = FAULT_CHUNK_PAGES * PAGE_SIZE;
-
-/// The end of the chunk that starts at `addr`, within `[addr, end)`.
-///
-/// C computes `addr + FAULT_CHUNK_SIZE` in wrapping arithmetic. When that wraps (the range
-/// ends within a chunk of the top of the address space, where nothing can be mapped), C's
-/// page walk gets an inverted range and fails with `EINVAL`: so does this.
-pub(crate) fn chunk_end(addr: usize, end: usize) -> Result<usize> {
-    Ok(addr.checked_add(FAULT_CHUNK_SIZE).ok_or(EINVAL)?.min(end))
-}
+pub(crate) const FAULT_CHUNK_SIZE: usize = FAULT_CHUNK_PAGES * PAGE_SIZE;
 
 /// [`chunk_end`] for SNAPSHOT, which C reads with a temporary notifier over the chunk: the
 /// notifier's insertion fails first, with `EOVERFLOW`, when the chunk's last byte wraps.
 fn snapshot_chunk_end(addr: usize, end: usize) -> Result<usize> {
     addr.checked_add(FAULT_CHUNK_SIZE - 1).ok_or(EOVERFLOW)?;
-    chunk_end(addr, end)
+    chunk_end(addr, end, FAULT_CHUNK_SIZE)
 }
 
 /// A kernel copy of the user's buffer for the pages of a range.
@@ -258,39 +247,28 @@ fn device_entry(page: Option<DevicePageRef<'_>>, kind: PageKind, owner: &Owner) 
 impl Dmirror {
     /// Faults `[start, end)` into the device page table (`dmirror_fault`).
     fn fault(&self, start: usize, end: usize, request: Request) -> Result {
-        let mm = self.mirror.mm();
-        mm.with_user(|mm| {
-            let mut addr = start;
-            while addr < end {
-                // The range is sized by the user: between chunks, let others run, and stop if
-                // the task is being killed (`Mirror::fault` does so only between its retries).
-                if addr != start {
-                    cond_resched();
-                    if fatal_signal_pending() {
-                        return Err(EINTR);
-                    }
+        // Like C: `EFAULT` if the process has exited.
+        let mm = self.mirror.mm().mmget_not_zero().ok_or(EFAULT)?;
+        // The range is sized by the user: the walk lets others run between chunks, and stops
+        // if the task is being killed (`Mirror::fault` does so only between its retries).
+        let chunk = |addr| chunk_end(addr, end, FAULT_CHUNK_SIZE);
+        for_each_piece(start, end, chunk, |addr, next| {
+            let mut range = Range::new(addr, next, request, Some(self.owner()))?;
+            match self.mirror.fault(&mm, &mut range, |commit| commit.map())? {
+                // Pages of this device that the CPU maps read-only (after an mprotect or
+                // a fork): move them back to system memory, where the write fault breaks
+                // copy-on-write, and fault again.
+                Err(e) if e == EACCES => {
+                    self.migrate_range_to_ram(&mm, addr, next)?;
+                    let mut range = Range::new(addr, next, request, Some(self.owner()))?;
+                    self.mirror
+                        .fault(&mm, &mut range, |commit| commit.map())?
+                        .map_err(|e| if e == EACCES { EFAULT } else { e })?;
                 }
-                let next = chunk_end(addr, end)?;
-                let mut range = Range::new(addr, next, request, Some(self.owner()))?;
-                match self.mirror.fault(mm, &mut range, |commit| commit.map())? {
-                    // Pages of this device that the CPU maps read-only (after an mprotect or
-                    // a fork): move them back to system memory, where the write fault breaks
-                    // copy-on-write, and fault again.
-                    Err(e) if e == EACCES => {
-                        self.migrate_range_to_ram(mm, addr, next)?;
-                        let mut range = Range::new(addr, next, request, Some(self.owner()))?;
-                        self.mirror
-                            .fault(mm, &mut range, |commit| commit.map())?
-                            .map_err(|e| if e == EACCES { EFAULT } else { e })?;
-                    }
-                    ret => ret?,
-                }
-                addr = next;
+                ret => ret?,
             }
             Ok(())
         })
-        // Like C: the process has exited.
-        .ok_or(EFAULT)?
     }
 
     /// Runs `step` over the range under the mirror lock, faulting the missing pages in with
@@ -298,7 +276,8 @@ impl Dmirror {
     ///
     /// Another thread may invalidate the pages as fast as they are faulted in: the loop stops
     /// with `EINTR` when the task is killed, and with `EBUSY` when no page got through for
-    /// [`RANGE_DEFAULT_TIMEOUT_MS`] (C's loop does not stop at all).
+    /// [`RANGE_DEFAULT_TIMEOUT_MS`](kernel::hmm::RANGE_DEFAULT_TIMEOUT_MS) (C's loop does not
+    /// stop at all).
     fn access(
         &self,
         cmd: &mut HmmDmirrorCmd,
@@ -312,21 +291,18 @@ impl Dmirror {
             &mut Bounce<'_>,
         ) -> StepResult,
     ) -> Result {
-        let mut progress = (bounce.cpages, Ktime::ktime_get());
+        let mut progress = (bounce.cpages, Retry::new());
         let ret = loop {
             match step(&self.mirror.lock(), self.owner(), range, bounce) {
                 Ok(()) => break Ok(()),
                 Err(Access::Failed(e)) => break Err(e),
                 Err(Access::Missing) => {}
             }
-            if fatal_signal_pending() {
-                break Err(EINTR);
-            }
-            let now = Ktime::ktime_get();
             if bounce.cpages != progress.0 {
-                progress = (bounce.cpages, now);
-            } else if ktime_ms_delta(now, progress.1) > i64::from(RANGE_DEFAULT_TIMEOUT_MS) {
-                break Err(EBUSY);
+                progress = (bounce.cpages, Retry::new());
+            }
+            if let Err(e) = progress.1.again() {
+                break Err(e);
             }
             let start = match range.page_addr(bounce.cpages) {
                 Ok(start) => start,
@@ -376,34 +352,23 @@ impl Dmirror {
     /// without faulting anything in.
     pub(crate) fn snapshot(&self, cmd: &mut HmmDmirrorCmd, range: &CheckedRange) -> Result {
         let mut out = UserSlice::new(usize::try_from(cmd.ptr)?, range.npages).writer();
-        let mm = self.mirror.mm();
-        mm.with_user(|mm| -> Result {
-            let mut addr = range.start;
-            while addr < range.end {
-                // The range is sized by the user: between chunks, let others run, and stop with
-                // `EINTR` if the task is killed. Other signals do not interrupt it, as in C.
-                if addr != range.start {
-                    cond_resched();
-                    if fatal_signal_pending() {
-                        return Err(EINTR);
-                    }
-                }
-                let next = snapshot_chunk_end(addr, range.end)?;
-                let mut hmm_range = Range::new(addr, next, Request::Snapshot, Some(self.owner()))?;
-                let mut perm = [0u8; FAULT_CHUNK_PAGES];
-                let n = self.mirror.fault(mm, &mut hmm_range, |commit| {
-                    perm.iter_mut()
-                        .zip(commit.range().iter())
-                        .map(|(slot, (_, pfn))| *slot = snapshot_entry(&pfn, self.owner()))
-                        .count()
-                })?;
-                out.write_slice(perm.get(..n).ok_or(EINVAL)?)?;
-                cmd.cpages = cmd.cpages.saturating_add(u64::try_from(n)?);
-                addr = next;
-            }
+        // Like C: `EINVAL` if the process has exited.
+        let mm = self.mirror.mm().mmget_not_zero().ok_or(EINVAL)?;
+        // The range is sized by the user: the walk lets others run between chunks, and stops
+        // with `EINTR` if the task is killed. Other signals do not interrupt it, as in C.
+        let chunk = |addr| snapshot_chunk_end(addr, range.end);
+        for_each_piece(range.start, range.end, chunk, |addr, next| {
+            let mut hmm_range = Range::new(addr, next, Request::Snapshot, Some(self.owner()))?;
+            let mut perm = [0u8; FAULT_CHUNK_PAGES];
+            let n = self.mirror.fault(&mm, &mut hmm_range, |commit| {
+                perm.iter_mut()
+                    .zip(commit.range().iter())
+                    .map(|(slot, (_, pfn))| *slot = snapshot_entry(&pfn, self.owner()))
+                    .count()
+            })?;
+            out.write_slice(perm.get(..n).ok_or(EINVAL)?)?;
+            cmd.cpages = cmd.cpages.saturating_add(u64::try_from(n)?);
             Ok(())
         })
-        // Like C: the process has exited.
-        .ok_or(EINVAL)?
     }
 }

@@ -1,25 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0
 
 #include <linux/hmm.h>
-#include <linux/memremap.h>
-#include <linux/mm.h>
 
-unsigned long rust_helper_my_zero_pfn(unsigned long addr)
+#ifdef CONFIG_HMM_MIRROR
+
+struct page *rust_helper_hmm_pfn_to_page(unsigned long hmm_pfn)
 {
-	return my_zero_pfn(addr);
+	return hmm_pfn_to_page(hmm_pfn);
 }
 
-bool rust_helper_is_zero_pfn(unsigned long pfn)
+unsigned int rust_helper_hmm_pfn_to_map_order(unsigned long hmm_pfn)
 {
-	return is_zero_pfn(pfn);
+	return hmm_pfn_to_map_order(hmm_pfn);
 }
 
-unsigned long rust_helper_page_to_pfn(const struct page *page)
-{
-	return page_to_pfn(page);
-}
-
-struct page *rust_helper_pfn_to_page(unsigned long pfn)
-{
-	return pfn_to_page(pfn);
-}
+#endif /* CONFIG_HMM_MIRROR */

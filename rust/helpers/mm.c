@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-#include <linux/highmem.h>
 #include <linux/mm.h>
 #include <linux/mmap_lock.h>
+#include <linux/pagemap.h>
 #include <linux/sched/mm.h>
 
 void rust_helper_mmgrab(struct mm_struct *mm)
@@ -15,46 +15,65 @@ void rust_helper_mmdrop(struct mm_struct *mm)
 	mmdrop(mm);
 }
 
+void rust_helper_mmget(struct mm_struct *mm)
+{
+	mmget(mm);
+}
+
 bool rust_helper_mmget_not_zero(struct mm_struct *mm)
 {
 	return mmget_not_zero(mm);
 }
 
-void rust_helper_mmap_write_lock(struct mm_struct *mm)
+void rust_helper_mmap_read_lock(struct mm_struct *mm)
 {
-	mmap_write_lock(mm);
+	mmap_read_lock(mm);
 }
 
-void rust_helper_mmap_write_unlock(struct mm_struct *mm)
+int rust_helper_mmap_read_lock_killable(struct mm_struct *mm)
 {
-	mmap_write_unlock(mm);
+	return mmap_read_lock_killable(mm);
 }
 
-void rust_helper_memcpy_from_page(char *to, struct page *page, size_t offset,
-				  size_t len)
+void rust_helper_mmap_read_unlock(struct mm_struct *mm)
 {
-	memcpy_from_page(to, page, offset, len);
+	mmap_read_unlock(mm);
 }
 
-void rust_helper_memcpy_to_page(struct page *page, size_t offset,
-				const char *from, size_t len)
+void rust_helper_vm_flags_set(struct vm_area_struct *vma, vm_flags_t flags)
 {
-	memcpy_to_page(page, offset, from, len);
+	vm_flags_set(vma, flags);
 }
 
-unsigned long rust_helper_page_offset(void)
+struct vm_area_struct *rust_helper_vma_lookup(struct mm_struct *mm,
+					      unsigned long addr)
 {
-	return PAGE_OFFSET;
+	return vma_lookup(mm, addr);
 }
 
-void rust_helper_copy_highpage(struct page *to, struct page *from)
+unsigned long rust_helper_page_to_pfn(const struct page *page)
 {
-	copy_highpage(to, from);
+	return page_to_pfn(page);
 }
 
-void rust_helper_clear_highpage(struct page *page)
+struct page *rust_helper_pfn_to_page(unsigned long pfn)
 {
-	clear_highpage(page);
+	return pfn_to_page(pfn);
+}
+
+bool rust_helper_is_zero_pfn(unsigned long pfn)
+{
+	return is_zero_pfn(pfn);
+}
+
+bool rust_helper_is_zone_device_page(const struct page *page)
+{
+	return is_zone_device_page(page);
+}
+
+void rust_helper_lock_page(struct page *page)
+{
+	lock_page(page);
 }
 
 void rust_helper_put_page(struct page *page)

@@ -4,10 +4,21 @@
 
 #ifdef CONFIG_MMU_NOTIFIER
 
-bool rust_helper_mmu_interval_check_retry(struct mmu_interval_notifier *interval_sub,
-					  unsigned long seq)
+void rust_helper_mmu_interval_set_seq(struct mmu_interval_notifier *interval_sub,
+				      unsigned long cur_seq)
 {
-	return mmu_interval_check_retry(interval_sub, seq);
+	mmu_interval_set_seq(interval_sub, cur_seq);
+}
+
+bool rust_helper_mmu_interval_read_retry(struct mmu_interval_notifier *interval_sub,
+					 unsigned long seq)
+{
+	return mmu_interval_read_retry(interval_sub, seq);
+}
+
+bool rust_helper_mmu_notifier_range_blockable(const struct mmu_notifier_range *range)
+{
+	return mmu_notifier_range_blockable(range);
 }
 
 #endif /* CONFIG_MMU_NOTIFIER */

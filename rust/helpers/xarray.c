@@ -12,12 +12,17 @@ void rust_helper_xa_lock(struct xarray *xa)
 	xa_lock(xa);
 }
 
-int rust_helper_xa_trylock(struct xarray *xa)
-{
-	return xa_trylock(xa);
-}
-
 void rust_helper_xa_unlock(struct xarray *xa)
 {
 	xa_unlock(xa);
+}
+
+int rust_helper_xa_err(void *entry)
+{
+	return xa_err(entry);
+}
+
+bool rust_helper_xa_is_internal(const void *entry)
+{
+	return xa_is_internal(entry);
 }

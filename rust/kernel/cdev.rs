@@ -45,8 +45,7 @@
 //!     Registration::<Counter>::new(&region, 1, &name, &THIS_MODULE, 42),
 //!     GFP_KERNEL,
 //! )?;
-//! assert_eq!(reg.minor(), 1);
-//! assert_eq!(reg.region().major(), region.major());
+//! assert!(core::ptr::eq(&**reg.region(), &*region));
 //! assert_eq!(*reg.data(), 42);
 //! // The registration keeps the region: dropping the driver's reference first is fine.
 //! drop(region);
@@ -130,12 +129,6 @@ impl ChrdevRegion {
         // INVARIANT: The call succeeded, so `count` numbers from `base` are ours. If the
         // allocation of the `Arc` fails, dropping the region releases them.
         Ok(Arc::new(Self { base, count }, GFP_KERNEL)?)
-    }
-
-    /// Returns the major number of the region.
-    #[inline]
-    pub fn major(&self) -> u32 {
-        self.base >> MINOR_BITS
     }
 
     /// Returns how many minors the region holds.
@@ -276,14 +269,6 @@ impl<T: Operations> Registration<T> {
         &self.data
     }
 
-    /// Returns the minor number of the device.
-    #[inline]
-    pub fn minor(&self) -> u32 {
-        // SAFETY: `dev` is initialised (type invariant) and `devt` is not changed after it.
-        let devt = unsafe { (*self.chardev.dev.get()).devt };
-        devt & ((1 << MINOR_BITS) - 1)
-    }
-
     /// Returns the region the device's number belongs to.
     #[inline]
     pub fn region(&self) -> &Arc<ChrdevRegion> {
@@ -412,7 +397,7 @@ impl<T: Operations> OperationsVtable<T> {
             &*kernel::container_of!(chardev, Registration<T>, chardev)
         };
         // SAFETY: The caller passes a valid file for the duration of the call.
-        let file_ref = unsafe { File::from_raw(file) };
+        let file_ref = unsafe { File::from_raw_file(file) };
         match T::open(&reg.data, file_ref) {
             Ok(ptr) => {
                 // SAFETY: `file` is valid and its private data is ours to set.
@@ -430,7 +415,7 @@ impl<T: Operations> OperationsVtable<T> {
         // SAFETY: `open` stored a `T::Ptr` in the private data, and this is the last use.
         let ptr = unsafe { T::Ptr::from_foreign((*file).private_data) };
         // SAFETY: The caller passes a valid file for the duration of the call.
-        T::release(ptr, unsafe { File::from_raw(file) });
+        T::release(ptr, unsafe { File::from_raw_file(file) });
         0
     }
 
@@ -446,7 +431,7 @@ impl<T: Operations> OperationsVtable<T> {
         // the caller holds a reference to the file.
         let this = unsafe { T::Ptr::borrow((*file).private_data) };
         // SAFETY: The caller passes a valid file for the duration of the call.
-        let file = unsafe { File::from_raw(file) };
+        let file = unsafe { File::from_raw_file(file) };
         from_result(|| {
             let ret = T::ioctl(this, file, cmd, arg)?;
             Ok(ret as c_long)
@@ -465,7 +450,7 @@ impl<T: Operations> OperationsVtable<T> {
         // the caller holds a reference to the file.
         let this = unsafe { T::Ptr::borrow((*file).private_data) };
         // SAFETY: The caller passes a valid file for the duration of the call.
-        let file = unsafe { File::from_raw(file) };
+        let file = unsafe { File::from_raw_file(file) };
         // SAFETY: This is the `mmap` operation: `vma` is the VMA being set up, under the mmap
         // lock held for writing, in an address space with users (the one calling mmap).
         let vma = unsafe { VmaNew::from_raw(vma) };

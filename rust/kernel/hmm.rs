@@ -10,8 +10,9 @@
 //! gives up with `EBUSY` after [`RANGE_DEFAULT_TIMEOUT_MS`], and with `EINTR` when the task is
 //! being killed; before each retry it lets others run. (Not before the first read, whose work
 //! the range bounds: a caller that walks a range sized by the user, piece by piece, reschedules
-//! and checks for a fatal signal between the pieces.) [`range_fault_locked`] is the same loop for a caller that already holds the
-//! mmap read lock (a CPU fault handler, device-exclusive access).
+//! and checks for a fatal signal between the pieces.) [`range_fault_locked`] is the same loop
+//! for a caller that already holds the mmap read lock (a CPU fault handler, device-exclusive
+//! access).
 //!
 //! A range must lie inside the notifier's interval: a page outside it would get no
 //! invalidation, and a device table filled from it would keep pointing at the page after it
@@ -27,18 +28,14 @@
 use crate::{
     bindings,
     error::{to_result, Result},
-    ffi::{c_ulong, c_void},
-    mm::{
-        memmap::{is_zone_device_page, page_pgmap, MemMap},
-        pfn_array::PfnArray,
-        MmWithUser, MmapReadGuard,
-    },
+    ffi::c_ulong,
+    memremap::Owner,
+    mm::{pfn_array::PfnArray, range::PageRange, MmWithUser, MmapReadGuard},
     mmu_notifier::{IntervalNotifierOps, MmuIntervalNotifier, Seq},
     page::{PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
     task::{cond_resched, fatal_signal_pending},
-    time::msecs_to_jiffies,
-    types::Opaque,
+    time::{ktime_ms_delta, Ktime},
 };
 use core::marker::PhantomData;
 
@@ -59,7 +56,6 @@ pub const RANGE_MAX_PAGES: usize = 1 << 16;
 const PFN_VALID: usize = bindings::hmm_pfn_flags_HMM_PFN_VALID;
 const PFN_WRITE: usize = bindings::hmm_pfn_flags_HMM_PFN_WRITE;
 const PFN_ERROR: usize = bindings::hmm_pfn_flags_HMM_PFN_ERROR;
-const PFN_ORDER_SHIFT: u32 = bindings::hmm_pfn_flags_HMM_PFN_ORDER_SHIFT as u32;
 const PFN_FLAGS: usize = bindings::hmm_pfn_flags_HMM_PFN_FLAGS;
 
 crate::layout::assert_c_layout!(hmm_range {
@@ -74,47 +70,6 @@ crate::layout::assert_c_layout!(hmm_range {
     pfn_flags_mask: RUST_LAYOUT_hmm_range_pfn_flags_mask,
     dev_private_owner: RUST_LAYOUT_hmm_range_dev_private_owner,
 });
-
-/// The owner of device memory: its address tells HMM which device-private pages are "ours".
-///
-/// One owner per device serves as the `owner` of its pagemap, as the `dev_private_owner` of
-/// its [`Range`]s and as the owner of its migrations, so that they cannot disagree.
-///
-/// # Invariants
-///
-/// The owner is pinned and not zero-sized: its address is unique while it lives.
-#[pin_data]
-pub struct Owner {
-    #[pin]
-    token: Opaque<u8>,
-}
-
-// SAFETY: An owner is only ever used for its address.
-unsafe impl Send for Owner {}
-
-// SAFETY: An owner is only ever used for its address.
-unsafe impl Sync for Owner {}
-
-impl Owner {
-    /// Creates an owner; pin it (in a `KBox` or `Arc`, or a pinned field) to use it.
-    pub fn new() -> impl PinInit<Self> {
-        pin_init!(Self {
-            token <- Opaque::ffi_init(|_| {}),
-        })
-    }
-
-    /// Returns the address that identifies this owner to the C side.
-    #[inline]
-    pub fn as_ptr(&self) -> *mut c_void {
-        self.token.get().cast()
-    }
-
-    /// Returns whether `ptr`, an owner pointer from the C side, is this owner.
-    #[inline]
-    pub fn is(&self, ptr: *const c_void) -> bool {
-        core::ptr::eq(ptr, self.as_ptr())
-    }
-}
 
 /// What [`range_fault`] asks of every page of a [`Range`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,10 +130,7 @@ impl<'o> Range<'o> {
         request: Request,
         owner: Option<&'o Owner>,
     ) -> Result<Self> {
-        if start % PAGE_SIZE != 0 || end % PAGE_SIZE != 0 || end <= start {
-            return Err(EINVAL);
-        }
-        if (end - start) / PAGE_SIZE > RANGE_MAX_PAGES {
+        if PageRange::new(start, end)?.npages() > RANGE_MAX_PAGES {
             return Err(EINVAL);
         }
         Ok(Self {
@@ -245,10 +197,6 @@ impl<'o> Range<'o> {
 #[derive(Clone, Copy)]
 pub struct HmmPfn<'a> {
     raw: usize,
-    /// The pfn of the shared zero page (`my_zero_pfn`), read once per range.
-    zero_pfn: usize,
-    /// The memory map, read once per range.
-    memmap: MemMap,
     _p: PhantomData<&'a ()>,
 }
 
@@ -285,10 +233,12 @@ impl<'a> HmmPfn<'a> {
         self.raw & PFN_ERROR != 0
     }
 
-    /// The order of the CPU mapping: 0 for a PTE, 9 for a PMD on x86-64.
+    /// The order of the CPU mapping: 0 for a PTE, 9 for a PMD on x86-64
+    /// (`hmm_pfn_to_map_order`).
     #[inline]
     pub fn map_order(&self) -> u32 {
-        ((self.raw >> PFN_ORDER_SHIFT) & 0x1f) as u32
+        // SAFETY: `hmm_pfn_to_map_order` reads bits of the entry.
+        unsafe { bindings::hmm_pfn_to_map_order(self.raw) }
     }
 
     /// The shift of the size of the CPU mapping: [`PAGE_SHIFT`] for a PTE,
@@ -305,11 +255,12 @@ impl<'a> HmmPfn<'a> {
         (self.is_valid() && !self.is_error()).then_some(self.raw & !PFN_FLAGS)
     }
 
+    /// The page mapped, if any (`hmm_pfn_to_page`).
     #[inline]
     fn page(&self) -> Option<*mut bindings::page> {
-        let pfn = self.pfn()?;
+        self.pfn()?;
         // SAFETY: A valid result's pfn has a `struct page`, alive while the result is valid.
-        Some(unsafe { self.memmap.pfn_to_page(pfn) })
+        Some(unsafe { bindings::hmm_pfn_to_page(self.raw) })
     }
 
     /// The device page mapped, if it is one (device-private pages are only reported to their
@@ -326,28 +277,24 @@ impl<'a> HmmPfn<'a> {
     #[inline]
     pub fn kind(&self) -> Option<PageKind> {
         let pfn = self.pfn()?;
-        // Most pages are system memory: their zone (read inline) tells them from device
-        // pages, and the zero page is known by its pfn.
-        // SAFETY: A valid result's pfn has a `struct page`, alive while the result is valid.
-        if !unsafe { is_zone_device_page(self.memmap.pfn_to_page(pfn)) } {
-            // Where the zero page comes in colours, any of them is one.
-            let colored = cfg!(any(target_arch = "mips", target_arch = "s390x"))
-                // SAFETY: `is_zero_pfn` compares numbers.
-                && unsafe { bindings::is_zero_pfn(pfn) };
-            return Some(if pfn == self.zero_pfn || colored {
-                PageKind::Zero
-            } else {
-                PageKind::System
-            });
-        }
         let page = self.page()?;
-        // A `ZONE_DEVICE` page (tested above): the type of its pagemap tells the rest.
-        // SAFETY: `page` is valid while the result is (see `page`), and has a pagemap.
-        let kind = match unsafe { (*page_pgmap(page)).type_ } {
-            bindings::memory_type_MEMORY_DEVICE_PRIVATE => PageKind::DevicePrivate,
-            bindings::memory_type_MEMORY_DEVICE_COHERENT => PageKind::DeviceCoherent,
-            // Other ZONE_DEVICE memory (DAX, P2P) is addressed as system memory is.
-            _ => PageKind::System,
+        // SAFETY: `page` is valid while the result is (see `page`); the tests read its flags
+        // and, for a `ZONE_DEVICE` page, the type of its pagemap, alive while the page is.
+        let kind = unsafe {
+            if !bindings::is_zone_device_page(page) {
+                if bindings::is_zero_pfn(pfn) {
+                    PageKind::Zero
+                } else {
+                    PageKind::System
+                }
+            } else if bindings::is_device_private_page(page) {
+                PageKind::DevicePrivate
+            } else if bindings::is_device_coherent_page(page) {
+                PageKind::DeviceCoherent
+            } else {
+                // Other ZONE_DEVICE memory (DAX, P2P) is addressed as system memory is.
+                PageKind::System
+            }
         };
         Some(kind)
     }
@@ -393,8 +340,6 @@ impl<'a> FaultedRange<'a> {
     #[inline]
     pub fn iter(&self) -> impl Iterator<Item = (usize, HmmPfn<'a>)> + 'a {
         let start = self.range.start;
-        let zero_pfn = zero_pfn(start);
-        let memmap = MemMap::get();
         self.pfns
             .iter()
             .enumerate()
@@ -405,8 +350,6 @@ impl<'a> FaultedRange<'a> {
                     start.wrapping_add(i.wrapping_mul(PAGE_SIZE)),
                     HmmPfn {
                         raw: *raw,
-                        zero_pfn,
-                        memmap,
                         _p: PhantomData,
                     },
                 )
@@ -414,63 +357,57 @@ impl<'a> FaultedRange<'a> {
     }
 }
 
-/// The pfn of the shared zero page for `addr` (`my_zero_pfn`).
-///
-/// Where the zero page comes in one colour (all but MIPS and s390) it is C's variable
-/// `zero_pfn`, set at boot: read where C reads it (a copy of ours would cost a page of data
-/// more per range under QEMU TCG, which walks the page tables for each page touched after
-/// a TLB flush), rather than called for every range.
-#[inline]
-fn zero_pfn(addr: usize) -> usize {
-    #[cfg(not(any(CONFIG_MIPS, CONFIG_S390)))]
-    {
-        let _ = addr;
-        // SAFETY: `zero_pfn` is set before any module or driver runs and never written
-        // again (`__ro_after_init`): a plain read races with nothing.
-        unsafe { bindings::zero_pfn }
-    }
-    #[cfg(any(CONFIG_MIPS, CONFIG_S390))]
-    // SAFETY: `my_zero_pfn` reads a constant of the memory layout.
-    unsafe {
-        bindings::my_zero_pfn(addr as c_ulong) as usize
-    }
-}
-
-/// Reads `jiffies`.
-#[inline]
-pub(crate) fn jiffies() -> c_ulong {
-    // SAFETY: `jiffies` is a valid static that the timer interrupt updates; a volatile read
-    // of the aligned word is what the C `READ_ONCE(jiffies)` does.
-    unsafe { core::ptr::read_volatile(&raw const bindings::jiffies) }
-}
-
 /// The deadline of a loop that retries while invalidations keep interrupting it:
-/// [`RANGE_DEFAULT_TIMEOUT_MS`] from its creation.
-pub(crate) struct Retry {
-    timeout: c_ulong,
+/// [`RANGE_DEFAULT_TIMEOUT_MS`] from its creation (`HMM_RANGE_DEFAULT_TIMEOUT`, which C
+/// drivers' loops around `hmm_range_fault` use).
+///
+/// [`range_fault`] retries with one; a driver's own loop that waits for progress (a device
+/// access that faults its pages in again and again) makes one per step that got somewhere.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::hmm::Retry;
+///
+/// let retry = Retry::new();
+/// // Well before the deadline, in a task that is not being killed.
+/// retry.again()?;
+/// # Ok::<(), Error>(())
+/// ```
+pub struct Retry {
+    start: Ktime,
 }
 
 impl Retry {
     /// Starts the clock.
     #[inline]
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         Self {
-            timeout: jiffies().wrapping_add(msecs_to_jiffies(RANGE_DEFAULT_TIMEOUT_MS)),
+            start: Ktime::ktime_get(),
         }
     }
 
-    /// Before another try: lets invalidations run; `EINTR` if the task is being killed, `EBUSY`
-    /// past the deadline.
-    pub(crate) fn again(&self) -> Result {
+    /// Before another try: lets others run (invalidations, say); `EINTR` if the task is being
+    /// killed, `EBUSY` past the deadline.
+    ///
+    /// # Context
+    ///
+    /// Process context; may sleep.
+    pub fn again(&self) -> Result {
         if fatal_signal_pending() {
             return Err(EINTR);
         }
         cond_resched();
-        // `time_after(jiffies, timeout)`.
-        if (self.timeout.wrapping_sub(jiffies()) as isize) < 0 {
+        if ktime_ms_delta(Ktime::ktime_get(), self.start) > i64::from(RANGE_DEFAULT_TIMEOUT_MS) {
             return Err(EBUSY);
         }
         Ok(())
+    }
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -546,11 +483,12 @@ fn walk<'n, T: IntervalNotifierOps>(
 /// `notifier` locked and no invalidation since the read (the canonical HMM loop).
 ///
 /// `mm` is the notifier's address space, its users pinned by the caller (see
-/// [`Mm::with_user`](crate::mm::Mm::with_user)). Returns `EINVAL` if `mm` is not the
+/// [`Mm::mmget_not_zero`](crate::mm::Mm::mmget_not_zero)). Returns `EINVAL` if `mm` is not the
 /// notifier's or the range is not inside the notifier's interval, `EBUSY` if invalidations
 /// kept interrupting the read for [`RANGE_DEFAULT_TIMEOUT_MS`], `EINTR` if the task is being
-/// killed (while it waits for the mmap lock, or before a retry), and what `hmm_range_fault` returns: `EFAULT` for an address with no VMA, or one
-/// whose VMA does not allow the request, `EPERM` for a write to a read-only mapping.
+/// killed (while it waits for the mmap lock, or before a retry), and what `hmm_range_fault`
+/// returns: `EFAULT` for an address with no VMA, or one whose VMA does not allow the request,
+/// `EPERM` for a write to a read-only mapping.
 ///
 /// # Context
 ///

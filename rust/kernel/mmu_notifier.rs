@@ -13,7 +13,7 @@
 //!   allows), records the new sequence (`mmu_interval_set_seq`) and only then calls
 //!   [`IntervalNotifierOps::invalidate`] with the locked state;
 //! * a reader takes a sequence with [`MmuIntervalNotifier::read_begin`], reads the CPU page
-//!   tables (`hmm_range_fault`, see [`crate::hmm`]), and gets the locked state from
+//!   tables (`hmm_range_fault`, see the `hmm` module), and gets the locked state from
 //!   [`Seq::lock_if_unchanged`] only if no invalidation ran in between
 //!   (`mmu_interval_read_retry`).
 //!
@@ -28,7 +28,7 @@
 //! * creating a notifier with the mmap lock of its address space held: the first notifier of
 //!   an address space takes the mmap lock for writing;
 //! * taking the notifier lock again while holding it: from a [`NotifierGuard`], or from the
-//!   `commit` of [`crate::hmm::range_fault`], which runs under it;
+//!   `commit` of `hmm::range_fault`, which runs under it;
 //! * dropping a notifier from its own [`IntervalNotifierOps::invalidate`]: removal waits for
 //!   the running invalidation;
 //! * sleeping in [`IntervalNotifierOps::invalidate`] when the range may not block
@@ -39,7 +39,7 @@
 //! # Examples
 //!
 //! ```
-//! use kernel::hmm::Owner;
+//! use kernel::memremap::Owner;
 //! use kernel::mm::Mm;
 //! use kernel::mmu_notifier::{IntervalNotifierOps, MmuIntervalNotifier, NotifierRange};
 //! use kernel::page::PAGE_SIZE;
@@ -69,13 +69,11 @@
 //! };
 //! let addr = kernel::kunit::vm_mmap(4 * PAGE_SIZE)?;
 //! let other = kernel::kunit::vm_mmap(PAGE_SIZE)?;
-//! let mm = Mm::current().ok_or(EINVAL)?;
+//! let mm = Mm::mmgrab_current().ok_or(EINVAL)?;
+//! let mm = mm.mmget_not_zero().ok_or(ESRCH)?;
 //! let state = counter()?;
-//! let notifier = mm
-//!     .with_user(|mm| {
-//!         KBox::pin_init(MmuIntervalNotifier::new(mm, addr, 4 * PAGE_SIZE, state), GFP_KERNEL)
-//!     })
-//!     .ok_or(EINVAL)??;
+//! let notifier =
+//!     KBox::pin_init(MmuIntervalNotifier::new(&mm, addr, 4 * PAGE_SIZE, state), GFP_KERNEL)?;
 //!
 //! // Nothing changed since the sequence was read: the state may be used.
 //! let seq = notifier.read_begin();
@@ -84,7 +82,6 @@
 //! // An munmap of part of the range invalidates it: once, and the sequence is stale.
 //! let seq = notifier.read_begin();
 //! kernel::kunit::vm_munmap(addr + PAGE_SIZE, PAGE_SIZE)?;
-//! assert!(seq.check_retry());
 //! assert!(seq.lock_if_unchanged().is_none());
 //! assert_eq!(notifier.lock().calls, 1);
 //! assert_eq!(notifier.lock().owned, 0);
@@ -96,16 +93,10 @@
 //! assert!(!notifier.covers(addr, addr + 5 * PAGE_SIZE));
 //!
 //! // An empty or wrapping interval is refused, as in C.
-//! let state = counter()?;
-//! let empty = mm.with_user(|mm| {
-//!     KBox::pin_init(MmuIntervalNotifier::new(mm, addr, 0, state), GFP_KERNEL).err()
-//! });
-//! assert_eq!(empty, Some(Some(EOVERFLOW)));
-//! let state = counter()?;
-//! let wrapping = mm.with_user(|mm| {
-//!     KBox::pin_init(MmuIntervalNotifier::new(mm, addr, usize::MAX, state), GFP_KERNEL).err()
-//! });
-//! assert_eq!(wrapping, Some(Some(EOVERFLOW)));
+//! let empty = KBox::pin_init(MmuIntervalNotifier::new(&mm, addr, 0, counter()?), GFP_KERNEL);
+//! assert_eq!(empty.err(), Some(EOVERFLOW));
+//! let wrapping = MmuIntervalNotifier::new(&mm, addr, usize::MAX, counter()?);
+//! assert_eq!(KBox::pin_init(wrapping, GFP_KERNEL).err(), Some(EOVERFLOW));
 //! # Ok::<(), Error>(())
 //! ```
 
@@ -113,6 +104,7 @@ use crate::{
     bindings,
     error::to_result,
     ffi::{c_uint, c_ulong, c_void},
+    memremap::Owner,
     mm::{Mm, MmWithUser},
     prelude::*,
     str::CStr,
@@ -192,7 +184,6 @@ crate::layout::assert_c_layout!(mmu_notifier_range {
     start: RUST_LAYOUT_mmu_notifier_range_start,
     end: RUST_LAYOUT_mmu_notifier_range_end,
     event: RUST_LAYOUT_mmu_notifier_range_event,
-    flags: RUST_LAYOUT_mmu_notifier_range_flags,
     owner: RUST_LAYOUT_mmu_notifier_range_owner,
 });
 
@@ -222,8 +213,7 @@ impl NotifierRange<'_> {
     #[inline]
     pub fn may_block(&self) -> bool {
         // SAFETY: By the type invariant the range is valid while `self` lives.
-        let flags = unsafe { (*self.range).flags };
-        flags & bindings::MMU_NOTIFIER_RANGE_BLOCKABLE != 0
+        unsafe { bindings::mmu_notifier_range_blockable(self.range) }
     }
 
     /// Whether this is a migration or the taking of device-exclusive access done for `owner`
@@ -234,7 +224,7 @@ impl NotifierRange<'_> {
     /// access passes none. A driver may skip the invalidations it caused itself, as long as
     /// it updates its own state for the pages it migrates.
     #[inline]
-    pub fn is_owned_by(&self, owner: &crate::hmm::Owner) -> bool {
+    pub fn is_owned_by(&self, owner: &Owner) -> bool {
         if !matches!(self.event(), Event::Migrate | Event::Exclusive) {
             return false;
         }
@@ -266,16 +256,6 @@ impl<'a, T: IntervalNotifierOps> Seq<'a, T> {
         self.notifier
     }
 
-    /// Returns whether an invalidation ran since the sequence was read
-    /// (`mmu_interval_check_retry`).
-    ///
-    /// Without the notifier lock this is only a hint; see [`Self::lock_if_unchanged`].
-    #[inline]
-    pub fn check_retry(&self) -> bool {
-        // SAFETY: The notifier is inserted (type invariant of `MmuIntervalNotifier`).
-        unsafe { bindings::mmu_interval_check_retry(self.notifier.as_raw(), self.seq) }
-    }
-
     /// Takes the notifier lock and returns the state, if no invalidation ran since the
     /// sequence was read (`mmu_interval_read_retry` under the lock); returns `None` otherwise,
     /// and the reader starts again from [`MmuIntervalNotifier::read_begin`].
@@ -285,11 +265,10 @@ impl<'a, T: IntervalNotifierOps> Seq<'a, T> {
     /// Takes the notifier lock: not with it held.
     pub fn lock_if_unchanged(self) -> Option<NotifierGuard<'a, T>> {
         let guard = self.notifier.state.lock();
-        // `mmu_interval_read_retry`, inline: the notifier is inserted (type invariant of
-        // `MmuIntervalNotifier`), and the invalidation callback sets the sequence under the
-        // lock now held, so the plain read does not race.
-        // SAFETY: The notifier is valid while `self` borrows it.
-        if unsafe { (*self.notifier.as_raw()).invalidate_seq } != self.seq {
+        // SAFETY: The notifier is inserted (type invariant of `MmuIntervalNotifier`), and the
+        // invalidation callback sets the sequence under the lock now held, as
+        // `mmu_interval_read_retry` requires.
+        if unsafe { bindings::mmu_interval_read_retry(self.notifier.as_raw(), self.seq) } {
             return None;
         }
         Some(guard)
@@ -336,7 +315,6 @@ crate::layout::assert_c_layout!(mmu_interval_notifier {
     size: RUST_LAYOUT_mmu_interval_notifier_SIZE,
     align: RUST_LAYOUT_mmu_interval_notifier_ALIGN,
     mm: RUST_LAYOUT_mmu_interval_notifier_mm,
-    invalidate_seq: RUST_LAYOUT_mmu_interval_notifier_invalidate_seq,
 });
 
 crate::layout::assert_c_layout!(mmu_interval_notifier_ops {
@@ -377,22 +355,27 @@ impl<T: IntervalNotifierOps> MmuIntervalNotifier<T> {
     where
         T: 'static,
     {
-        Self::new_ignoring_exclusive(mm, start, length, state, core::ptr::null())
+        Self::new_ignoring_exclusive(mm, start, length, state, None)
     }
 
-    /// [`Self::new`], for a notifier that ignores the [`Event::Exclusive`] events carrying
-    /// `owner`: the conversions to device-exclusive entries that its own device asked for,
-    /// which keep the same pages at the same addresses (see [`crate::hmm::Mirror`]).
-    pub(crate) fn new_ignoring_exclusive(
-        mm: &MmWithUser,
+    /// [`Self::new`], for a notifier that ignores the [`Event::Exclusive`] events of `owner`:
+    /// the conversions to device-exclusive entries that its own device asks for
+    /// (`make_device_exclusive_range` with `owner`), which keep the same pages at the same
+    /// addresses. Neither the state nor the sequence sees them, so that the device may keep
+    /// using what it looked up before (nouveau's notifier skips them the same way). The
+    /// revocation of such an entry (a CPU access) carries no owner, and invalidates. With
+    /// `None`, this is [`Self::new`].
+    pub fn new_ignoring_exclusive<'a>(
+        mm: &'a MmWithUser,
         start: usize,
         length: usize,
         state: T,
-        owner: *const c_void,
-    ) -> impl PinInit<Self, Error> + '_
+        owner: Option<&Owner>,
+    ) -> impl PinInit<Self, Error> + 'a
     where
         T: 'static,
     {
+        let owner: *const c_void = owner.map_or(core::ptr::null(), |o| o.as_ptr());
         // The C function's own check: the last address must not wrap around. (The fields
         // `start` and `last` shadow these names inside the initialiser.)
         let first = start;
@@ -471,7 +454,7 @@ impl<T: IntervalNotifierOps> MmuIntervalNotifier<T> {
     /// # Context
     ///
     /// Sleeps; not with the notifier lock already held (from a guard, or in the `commit` of
-    /// [`crate::hmm::range_fault`]).
+    /// `hmm::range_fault`).
     #[inline]
     pub fn lock(&self) -> NotifierGuard<'_, T> {
         self.state.lock()
@@ -532,11 +515,9 @@ impl<T: IntervalNotifierOps> NotifierVtable<T> {
                 None => return false,
             }
         };
-        // `mmu_interval_set_seq`, inline: `WRITE_ONCE(mni->invalidate_seq, cur_seq)`.
         // SAFETY: `mni` is inserted; the sequence is set under the lock that readers check it
-        // under, as `mmu_interval_set_seq` requires, and written once (lockless readers use
-        // `mmu_interval_check_retry`).
-        unsafe { core::ptr::write_volatile(&raw mut (*mni).invalidate_seq, cur_seq) };
+        // under, as `mmu_interval_set_seq` requires.
+        unsafe { bindings::mmu_interval_set_seq(mni, cur_seq) };
         T::invalidate(&mut guard, &range);
         true
     }
@@ -544,10 +525,4 @@ impl<T: IntervalNotifierOps> NotifierVtable<T> {
     const OPS: bindings::mmu_interval_notifier_ops = bindings::mmu_interval_notifier_ops {
         invalidate: Some(Self::invalidate),
     };
-}
-
-/// A notifier whose only state is its sequence: for a reader that needs to know whether the
-/// page tables changed, without a table to clear.
-impl IntervalNotifierOps for () {
-    fn invalidate(_state: &mut (), _range: &NotifierRange<'_>) {}
 }

@@ -35,7 +35,7 @@ impl File {
     ///
     /// `ptr` must point to a `struct file` that stays valid for the lifetime `'a`.
     #[inline]
-    pub unsafe fn from_raw<'a>(ptr: *const bindings::file) -> &'a File {
+    pub unsafe fn from_raw_file<'a>(ptr: *const bindings::file) -> &'a File {
         // SAFETY: `File` is `repr(transparent)` over the C struct, and the caller guarantees
         // that the pointer is valid for `'a`.
         unsafe { &*ptr.cast() }
@@ -43,7 +43,7 @@ impl File {
 
     /// Returns the raw C pointer to the file.
     #[inline]
-    pub fn as_raw(&self) -> *mut bindings::file {
+    pub fn as_ptr(&self) -> *mut bindings::file {
         self.inner.get()
     }
 
@@ -54,6 +54,6 @@ impl File {
     pub fn flags(&self) -> u32 {
         // SAFETY: The file is valid (type invariant); `f_flags` is read once, racing only
         // with `fcntl`, which writes a whole aligned word.
-        unsafe { core::ptr::addr_of!((*self.as_raw()).f_flags).read_volatile() }
+        unsafe { core::ptr::addr_of!((*self.as_ptr()).f_flags).read_volatile() }
     }
 }

@@ -25,7 +25,8 @@
 //! # Examples
 //!
 //! ```
-//! use kernel::hmm::{Mirror, MirrorOps, Owner};
+//! use kernel::hmm::{Mirror, MirrorOps};
+//! use kernel::memremap::Owner;
 //! use kernel::mm::Mm;
 //! use kernel::page::PAGE_SIZE;
 //! use kernel::sync::Arc;
@@ -37,16 +38,12 @@
 //! let addr = kernel::kunit::vm_mmap(PAGE_SIZE)?;
 //! UserSlice::new(addr, 4).writer().write_slice(b"atom")?;
 //! let owner = Arc::pin_init(Owner::new(), GFP_KERNEL)?;
-//! let mm = Mm::current().ok_or(EINVAL)?;
-//! let mirror = mm
-//!     .with_user(|mm| {
-//!         KBox::pin_init(Mirror::with_owner(mm, addr, PAGE_SIZE, owner, Device), GFP_KERNEL)
-//!     })
-//!     .ok_or(EINVAL)??;
+//! let mm = Mm::mmgrab_current().ok_or(EINVAL)?.mmget_not_zero().ok_or(ESRCH)?;
+//! let mirror = Mirror::with_owner(&mm, addr, PAGE_SIZE, owner, Device);
+//! let mirror = KBox::pin_init(mirror, GFP_KERNEL)?;
 //!
 //! // The page becomes the device's: its table maps it, exclusive, and the data is there.
-//! mm.with_user(|mm| mirror.make_exclusive(&mm.mmap_read_lock(), addr, addr + PAGE_SIZE))
-//!     .ok_or(EINVAL)??;
+//! mirror.make_exclusive(&mm.mmap_read_lock(), addr, addr + PAGE_SIZE)?;
 //! {
 //!     let guard = mirror.lock();
 //!     let page = guard.table().lookup(addr).ok_or(ENOENT)?;
@@ -70,7 +67,8 @@
 //! first), and a page the CPU maps read-only (here the zero page, after a read).
 //!
 //! ```
-//! use kernel::hmm::{Mirror, MirrorOps, Owner};
+//! use kernel::hmm::{Mirror, MirrorOps};
+//! use kernel::memremap::Owner;
 //! use kernel::mm::Mm;
 //! use kernel::page::PAGE_SIZE;
 //! use kernel::sync::Arc;
@@ -85,16 +83,12 @@
 //! assert_eq!(buf, [0; 4]);
 //! UserSlice::new(addr, 4).writer().write_slice(b"atom")?;
 //! let owner = Arc::pin_init(Owner::new(), GFP_KERNEL)?;
-//! let mm = Mm::current().ok_or(EINVAL)?;
-//! let mirror = mm
-//!     .with_user(|mm| {
-//!         KBox::pin_init(Mirror::with_owner(mm, addr, 2 * PAGE_SIZE, owner, Device), GFP_KERNEL)
-//!     })
-//!     .ok_or(EINVAL)??;
+//! let mm = Mm::mmgrab_current().ok_or(EINVAL)?.mmget_not_zero().ok_or(ESRCH)?;
+//! let mirror = Mirror::with_owner(&mm, addr, 2 * PAGE_SIZE, owner, Device);
+//! let mirror = KBox::pin_init(mirror, GFP_KERNEL)?;
 //! let end = addr + 2 * PAGE_SIZE;
 //! for _ in 0..2 {
-//!     mm.with_user(|mm| mirror.make_exclusive(&mm.mmap_read_lock(), addr, end))
-//!         .ok_or(EINVAL)??;
+//!     mirror.make_exclusive(&mm.mmap_read_lock(), addr, end)?;
 //!     assert!(mirror.lock().table().contains_exclusive(addr, end));
 //! }
 //! let guard = mirror.lock();
@@ -106,8 +100,7 @@
 //! kernel::kunit::vm_munmap(addr + PAGE_SIZE, PAGE_SIZE)?;
 //! UserSlice::new(addr, 4).reader().read_slice(&mut buf)?;
 //! assert_eq!(&buf, b"atom");
-//! let ret = mm.with_user(|mm| mirror.make_exclusive(&mm.mmap_read_lock(), addr, end));
-//! assert!(ret.ok_or(EINVAL)?.is_err());
+//! assert!(mirror.make_exclusive(&mm.mmap_read_lock(), addr, end).is_err());
 //! assert!(!mirror.lock().table().contains_exclusive(addr, end));
 //! # Ok::<(), Error>(())
 //! ```
@@ -116,8 +109,7 @@ use super::{Owner, RANGE_MAX_PAGES};
 use crate::{
     alloc::KVVec,
     bindings,
-    mm::{highmem::CpuPage, MmapReadGuard},
-    page::PAGE_SIZE,
+    mm::{highmem::CpuPage, range::PageRange, MmapReadGuard},
     prelude::*,
 };
 use core::ptr::NonNull;
@@ -141,10 +133,7 @@ pub fn make_device_exclusive<R>(
     owner: &Owner,
     f: impl FnOnce(&[Option<CpuPage<'_>>]) -> R,
 ) -> Result<R> {
-    if start % PAGE_SIZE != 0 || end % PAGE_SIZE != 0 || start >= end {
-        return Err(EINVAL);
-    }
-    let npages = (end - start) / PAGE_SIZE;
+    let npages = PageRange::new(start, end)?.npages();
     if npages > RANGE_MAX_PAGES {
         return Err(EINVAL);
     }

@@ -29,15 +29,13 @@
 //! impl MirrorOps for Device {}
 //!
 //! let addr = kernel::kunit::vm_mmap(2 * PAGE_SIZE)?;
-//! let mm = Mm::current().ok_or(EINVAL)?;
-//! let mirror = mm
-//!     .with_user(|mm| KBox::pin_init(Mirror::new(mm, 0, usize::MAX & !(PAGE_SIZE - 1), Device), GFP_KERNEL))
-//!     .ok_or(EINVAL)??;
+//! let mm = Mm::mmgrab_current().ok_or(EINVAL)?.mmget_not_zero().ok_or(ESRCH)?;
+//! let mirror = Mirror::new(&mm, 0, usize::MAX & !(PAGE_SIZE - 1), Device);
+//! let mirror = KBox::pin_init(mirror, GFP_KERNEL)?;
 //!
 //! // Fault both pages in for writing and map them in the device page table.
 //! let mut range = Range::new(addr, addr + 2 * PAGE_SIZE, Request::Write, None)?;
-//! mm.with_user(|mm| mirror.fault(mm, &mut range, |commit| commit.map()))
-//!     .ok_or(EINVAL)???;
+//! mirror.fault(&mm, &mut range, |commit| commit.map())??;
 //!
 //! // The device writes through its table; the CPU sees it.
 //! let guard = mirror.lock();
@@ -74,27 +72,23 @@
 //! impl MirrorOps for Device {}
 //!
 //! let addr = kernel::kunit::vm_mmap(2 * PAGE_SIZE)?;
-//! let mm = Mm::current().ok_or(EINVAL)?;
+//! let mm = Mm::mmgrab_current().ok_or(EINVAL)?.mmget_not_zero().ok_or(ESRCH)?;
 //! // A mirror of the first page only.
-//! let mirror = mm
-//!     .with_user(|mm| KBox::pin_init(Mirror::new(mm, addr, PAGE_SIZE, Device), GFP_KERNEL))
-//!     .ok_or(EINVAL)??;
+//! let mirror = KBox::pin_init(Mirror::new(&mm, addr, PAGE_SIZE, Device), GFP_KERNEL)?;
 //!
 //! let mut outside = Range::new(addr + PAGE_SIZE, addr + 2 * PAGE_SIZE, Request::Read, None)?;
-//! let ret = mm.with_user(|mm| mirror.fault(mm, &mut outside, |commit| commit.map()));
-//! assert_eq!(ret.ok_or(EINVAL)?.err(), Some(EINVAL));
+//! let ret = mirror.fault(&mm, &mut outside, |commit| commit.map());
+//! assert_eq!(ret.err(), Some(EINVAL));
 //! let mut across = Range::new(addr, addr + 2 * PAGE_SIZE, Request::Read, None)?;
-//! let ret = mm.with_user(|mm| mirror.fault(mm, &mut across, |commit| commit.map()));
-//! assert_eq!(ret.ok_or(EINVAL)?.err(), Some(EINVAL));
+//! let ret = mirror.fault(&mm, &mut across, |commit| commit.map());
+//! assert_eq!(ret.err(), Some(EINVAL));
 //! assert!(!mirror.lock().table().contains(addr + PAGE_SIZE));
 //!
 //! // Inside it works, also with the mmap lock already held.
 //! let mut inside = Range::new(addr, addr + PAGE_SIZE, Request::Read, None)?;
-//! mm.with_user(|mm| {
-//!     let mmap = mm.mmap_read_lock();
-//!     mirror.fault_locked(&mmap, &mut inside, |commit| commit.map())
-//! })
-//! .ok_or(EINVAL)???;
+//! let mmap = mm.mmap_read_lock();
+//! mirror.fault_locked(&mmap, &mut inside, |commit| commit.map())??;
+//! drop(mmap);
 //! assert!(mirror.lock().table().contains(addr));
 //! # Ok::<(), Error>(())
 //! ```
@@ -102,9 +96,10 @@
 #[cfg(CONFIG_DEVICE_PRIVATE)]
 use super::exclusive::make_device_exclusive;
 use super::table::{DevicePageTable, NO_ENTRY};
-use super::{range_fault, range_fault_locked, FaultedRange, HmmPfn, Owner, PageKind, Range};
+use super::{range_fault, range_fault_locked, FaultedRange, HmmPfn, PageKind, Range};
 use crate::{
     error::Result,
+    memremap::Owner,
     mm::{Mm, MmWithUser, MmapReadGuard},
     mmu_notifier::{Event, IntervalNotifierOps, MmuIntervalNotifier, NotifierGuard, NotifierRange},
     page::PAGE_SHIFT,
@@ -242,9 +237,6 @@ impl<T: MirrorOps + 'static> Mirror<T> {
         owner: Option<Arc<Owner>>,
         data: T,
     ) -> impl PinInit<Self, Error> + '_ {
-        let exclusive_owner = owner
-            .as_ref()
-            .map_or(core::ptr::null(), |o| o.as_ptr().cast_const());
         let state = DevicePageTable::new().map(|table| MirrorState {
             table,
             data,
@@ -263,7 +255,7 @@ impl<T: MirrorOps + 'static> Mirror<T> {
                     start,
                     length,
                     state,
-                    exclusive_owner,
+                    owner.as_deref(),
                 );
                 init.__pinned_init(core::ptr::addr_of_mut!((*slot).notifier))?;
                 core::ptr::addr_of_mut!((*slot).owner).write(owner);
@@ -371,8 +363,8 @@ impl<T: MirrorOps + 'static> Mirror<T> {
     /// page table, as device pages.
     ///
     /// ```
-    /// use kernel::hmm::{Mirror, MirrorOps, Owner};
-    /// use kernel::memremap::{DevicePage, Memory, Pagemap, PagemapOps};
+    /// use kernel::hmm::{Mirror, MirrorOps};
+    /// use kernel::memremap::{DevicePage, Memory, Owner, Pagemap, PagemapOps};
     /// use kernel::migrate::Source;
     /// use kernel::mm::{highmem::CpuPage, Mm};
     /// use kernel::page::{Page, PAGE_SIZE};
@@ -399,43 +391,39 @@ impl<T: MirrorOps + 'static> Mirror<T> {
     /// let pagemap = KBox::pin_init(Pagemap::new(owner.clone(), memory, name, Vram), GFP_KERNEL)?;
     /// let addr = kernel::kunit::vm_mmap(2 * PAGE_SIZE)?;
     /// UserSlice::new(addr, 4).writer().write_slice(b"data")?;
-    /// let mm = Mm::current().ok_or(EINVAL)?;
-    /// let moved = mm
-    ///     .with_user(|mm| -> Result<usize> {
-    ///         let mirror = Mirror::with_owner(mm, addr, 2 * PAGE_SIZE, owner.clone(), Device);
-    ///         let mirror = KBox::pin_init(mirror, GFP_KERNEL)?;
-    ///         let mmap = mm.mmap_read_lock();
-    ///         let vma = mmap.vma_lookup(addr).ok_or(EFAULT)?;
-    ///         // Beyond the mirrored range: refused before anything moves.
-    ///         let end = addr + 3 * PAGE_SIZE;
-    ///         let beyond = mirror.migrate_to_device(&mmap, vma, addr, end, |_| ());
-    ///         assert!(matches!(beyond, Err(e) if e == EINVAL));
-    ///         let (filled, moved) =
-    ///             mirror.migrate_to_device(&mmap, vma, addr, addr + 2 * PAGE_SIZE, |m| {
-    ///                 for entry in m.entries() {
-    ///                     let page = pagemap.alloc_page(Page::alloc_page(GFP_KERNEL)?)?;
-    ///                     match entry.source() {
-    ///                         Source::System(src) => page.data().copy_from(&src),
-    ///                         Source::Empty => page.data().zero(),
-    ///                         _ => continue,
-    ///                     }
-    ///                     entry.set_device(page);
-    ///                 }
-    ///                 Ok::<(), Error>(())
-    ///             })?;
-    ///         filled?;
-    ///         drop(mmap);
-    ///         let guard = mirror.lock();
-    ///         for a in [addr, addr + PAGE_SIZE] {
-    ///             let page = guard.table().lookup(a).ok_or(ENOENT)?;
-    ///             assert!(page.as_device().is_some() && page.as_cpu().is_none());
+    /// let mm = Mm::mmgrab_current().ok_or(EINVAL)?.mmget_not_zero().ok_or(ESRCH)?;
+    /// let mirror = Mirror::with_owner(&mm, addr, 2 * PAGE_SIZE, owner.clone(), Device);
+    /// let mirror = KBox::pin_init(mirror, GFP_KERNEL)?;
+    /// let mmap = mm.mmap_read_lock();
+    /// let vma = mmap.vma_lookup(addr).ok_or(EFAULT)?;
+    /// // Beyond the mirrored range: refused before anything moves.
+    /// let end = addr + 3 * PAGE_SIZE;
+    /// let beyond = mirror.migrate_to_device(&mmap, vma, addr, end, |_| ());
+    /// assert!(matches!(beyond, Err(e) if e == EINVAL));
+    /// let (filled, moved) =
+    ///     mirror.migrate_to_device(&mmap, vma, addr, addr + 2 * PAGE_SIZE, |m| {
+    ///         for entry in m.entries() {
+    ///             let page = pagemap.alloc_page(Page::alloc_page(GFP_KERNEL)?)?;
+    ///             match entry.source() {
+    ///                 Source::System(src) => page.data().copy_from(&src),
+    ///                 Source::Empty => page.data().zero(),
+    ///                 _ => continue,
+    ///             }
+    ///             entry.set_device(page);
     ///         }
-    ///         // The written page; the empty one is mapped read-only until a write faults.
-    ///         assert!(guard.table().lookup(addr).is_some_and(|p| p.is_writable()));
-    ///         Ok(moved.pages)
-    ///     })
-    ///     .ok_or(EINVAL)??;
-    /// assert_eq!(moved, 1);
+    ///         Ok::<(), Error>(())
+    ///     })?;
+    /// filled?;
+    /// drop(mmap);
+    /// let guard = mirror.lock();
+    /// for a in [addr, addr + PAGE_SIZE] {
+    ///     let page = guard.table().lookup(a).ok_or(ENOENT)?;
+    ///     assert!(page.as_device().is_some() && page.as_cpu().is_none());
+    /// }
+    /// // The written page; the empty one is mapped read-only until a write faults.
+    /// assert!(guard.table().lookup(addr).is_some_and(|p| p.is_writable()));
+    /// drop(guard);
+    /// assert_eq!(moved.pages, 1);
     /// # Ok::<(), Error>(())
     /// ```
     #[cfg(all(CONFIG_DEVICE_PRIVATE, CONFIG_DEVICE_MIGRATION))]

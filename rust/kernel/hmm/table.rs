@@ -19,7 +19,7 @@ use crate::{
     alloc::flags::{__GFP_NOWARN, GFP_ATOMIC},
     bindings,
     error::Result,
-    mm::{highmem::CpuPage, memmap::MemMap},
+    mm::highmem::CpuPage,
     page::PAGE_SHIFT,
     prelude::*,
     xarray::XArray,
@@ -130,15 +130,12 @@ impl Block {
 /// let pages = 130;
 /// let addr = kernel::kunit::vm_mmap(pages * PAGE_SIZE)?;
 /// let end = addr + pages * PAGE_SIZE;
-/// let mm = Mm::current().ok_or(EINVAL)?;
-/// let mirror = mm
-///     .with_user(|mm| KBox::pin_init(Mirror::new(mm, 0, usize::MAX & !(PAGE_SIZE - 1), Device), GFP_KERNEL))
-///     .ok_or(EINVAL)??;
+/// let mm = Mm::mmgrab_current().ok_or(EINVAL)?.mmget_not_zero().ok_or(ESRCH)?;
+/// let mirror = Mirror::new(&mm, 0, usize::MAX & !(PAGE_SIZE - 1), Device);
+/// let mirror = KBox::pin_init(mirror, GFP_KERNEL)?;
 /// let map = |start: usize, end: usize| -> Result {
 ///     let mut range = Range::new(start, end, Request::Write, None)?;
-///     mm.with_user(|mm| mirror.fault(mm, &mut range, |commit| commit.map()))
-///         .ok_or(EINVAL)???;
-///     Ok(())
+///     mirror.fault(&mm, &mut range, |commit| commit.map())?
 /// };
 /// map(addr, end)?;
 ///
@@ -151,8 +148,9 @@ impl Block {
 /// guard.clear(addr + 3 * PAGE_SIZE, addr + 91 * PAGE_SIZE);
 /// for i in 0..pages {
 ///     let a = addr + i * PAGE_SIZE;
-///     assert_eq!(guard.table().contains(a), !(3..101).contains(&i));
-///     assert_eq!(guard.table().lookup(a).is_some_and(|p| p.is_writable()), !(3..101).contains(&i));
+///     let kept = !(3..101).contains(&i);
+///     assert_eq!(guard.table().contains(a), kept);
+///     assert_eq!(guard.table().lookup(a).is_some_and(|p| p.is_writable()), kept);
 /// }
 /// assert!(!guard.table().contains_exclusive(addr, end));
 ///
@@ -337,7 +335,7 @@ impl DevicePageTable {
         let entry = self.get(addr >> PAGE_SHIFT)?;
         // SAFETY: By the type invariant the pfn is of a page the CPU maps, which has a
         // `struct page`.
-        let page = unsafe { MemMap::get().pfn_to_page(entry >> 3) };
+        let page = unsafe { bindings::pfn_to_page(entry >> 3) };
         // INVARIANT: The entry is present under the mirror lock, which `&self` borrows.
         Some(MirroredPage {
             // SAFETY: `pfn_to_page` of a page's pfn is not null.

@@ -61,7 +61,6 @@ use crate::{
     alloc::Allocator,
     bindings,
     ffi::c_void,
-    mm::memmap::MemMap,
     page::{Page, PAGE_SIZE},
     prelude::*,
     types::ForeignOwnable,
@@ -116,7 +115,7 @@ impl<'a> CpuPage<'a> {
     #[inline]
     pub fn pfn(&self) -> usize {
         // SAFETY: The page is valid (type invariant).
-        unsafe { MemMap::get().page_to_pfn(self.as_raw()) }
+        unsafe { bindings::page_to_pfn(self.as_raw()) }
     }
 
     fn check(offset: usize, len: usize) -> Result {
@@ -134,7 +133,7 @@ impl<'a> CpuPage<'a> {
         // meanwhile: the C `memcpy` copies what it finds, and no Rust reference to the page's
         // memory exists.
         unsafe {
-            MemMap::get().copy_from_page(dst.as_mut_ptr().cast(), self.as_raw(), offset, dst.len())
+            bindings::memcpy_from_page(dst.as_mut_ptr().cast(), self.as_raw(), offset, dst.len())
         };
         Ok(())
     }
@@ -153,7 +152,7 @@ impl<'a> CpuPage<'a> {
             .ok_or(ENOSPC)?;
         // SAFETY: As in `read`; `spare` is valid for writes of `PAGE_SIZE` bytes.
         unsafe {
-            MemMap::get().copy_from_page(spare.as_mut_ptr().cast(), self.as_raw(), 0, PAGE_SIZE)
+            bindings::memcpy_from_page(spare.as_mut_ptr().cast(), self.as_raw(), 0, PAGE_SIZE)
         };
         // SAFETY: The `PAGE_SIZE` bytes after the first `len` were just written, within the
         // capacity.
@@ -166,9 +165,7 @@ impl<'a> CpuPage<'a> {
         Self::check(offset, src.len())?;
         // SAFETY: As in `read`; the page's memory is only ever reached through C copies, so
         // a shared borrow may write it.
-        unsafe {
-            MemMap::get().copy_to_page(self.as_raw(), offset, src.as_ptr().cast(), src.len())
-        };
+        unsafe { bindings::memcpy_to_page(self.as_raw(), offset, src.as_ptr().cast(), src.len()) };
         Ok(())
     }
 
@@ -177,7 +174,7 @@ impl<'a> CpuPage<'a> {
     pub fn copy_from(&self, src: &CpuPage<'_>) {
         // SAFETY: Both pages are valid and CPU-addressable (type invariant), `src` may be
         // read and `self` written; the page's memory is only ever reached through C copies.
-        unsafe { MemMap::get().copy_page(self.as_raw(), src.as_raw()) };
+        unsafe { bindings::copy_highpage(self.as_raw(), src.as_raw()) };
     }
 
     /// Fills the page with zeroes (`clear_highpage`).

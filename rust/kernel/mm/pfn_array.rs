@@ -3,10 +3,17 @@
 //! Arrays of page frame entries that the HMM and migration calls fill, one word per page.
 //!
 //! C drivers keep such arrays on the stack for their usual batch of 64 pages; a batch that
-//! size is kept inline here too, so that the common case allocates nothing.
+//! size is kept inline here too, so that the common case allocates nothing. The entries of a
+//! migration's arrays are encoded by `migrate_pfn` and read by `migrate_pfn_to_page`.
+//!
+//! C header: [`include/linux/migrate.h`](srctree/include/linux/migrate.h)
 
+#[cfg(all(CONFIG_DEVICE_PRIVATE, CONFIG_DEVICE_MIGRATION))]
+use crate::bindings;
 use crate::{alloc::KVVec, prelude::*};
 use core::mem::MaybeUninit;
+#[cfg(all(CONFIG_DEVICE_PRIVATE, CONFIG_DEVICE_MIGRATION))]
+use core::ptr::NonNull;
 
 /// The entries a [`PfnArray`] holds without allocating (512 bytes).
 pub(crate) const PFN_ARRAY_INLINE: usize = 64;
@@ -79,4 +86,34 @@ impl PfnArray {
             Self::Heap(v) => v,
         }
     }
+}
+
+/// The entry of a migration array is valid: it holds a pfn (`MIGRATE_PFN_VALID`).
+#[cfg(all(CONFIG_DEVICE_PRIVATE, CONFIG_DEVICE_MIGRATION))]
+pub(crate) const MIGRATE_PFN_VALID: usize = bindings::MIGRATE_PFN_VALID as usize;
+
+/// The page of a source entry is collected and migrates (`MIGRATE_PFN_MIGRATE`).
+#[cfg(all(CONFIG_DEVICE_PRIVATE, CONFIG_DEVICE_MIGRATION))]
+pub(crate) const MIGRATE_PFN_MIGRATE: usize = bindings::MIGRATE_PFN_MIGRATE as usize;
+
+/// The page was (source) or will be (destination) mapped writable (`MIGRATE_PFN_WRITE`).
+#[cfg(all(CONFIG_DEVICE_PRIVATE, CONFIG_DEVICE_MIGRATION))]
+pub(crate) const MIGRATE_PFN_WRITE: usize = bindings::MIGRATE_PFN_WRITE as usize;
+
+/// The entry of a migration array for `page`: its pfn, valid (`migrate_pfn`).
+#[cfg(all(CONFIG_DEVICE_PRIVATE, CONFIG_DEVICE_MIGRATION))]
+#[inline]
+pub(crate) fn migrate_pfn(page: NonNull<bindings::page>) -> usize {
+    // SAFETY: A `NonNull<page>` handed to a migration is a page of the memory map;
+    // `migrate_pfn` is arithmetic.
+    unsafe { bindings::migrate_pfn(bindings::page_to_pfn(page.as_ptr())) }
+}
+
+/// The page of a migration array's entry, if it holds one (`migrate_pfn_to_page`).
+#[cfg(all(CONFIG_DEVICE_PRIVATE, CONFIG_DEVICE_MIGRATION))]
+#[inline]
+pub(crate) fn migrate_pfn_to_page(mpfn: usize) -> Option<NonNull<bindings::page>> {
+    // SAFETY: `migrate_pfn_to_page` is arithmetic on the entry: null unless it is valid, and
+    // the `struct page` of its pfn, which an entry's pfn has, if it is.
+    NonNull::new(unsafe { bindings::migrate_pfn_to_page(mpfn) })
 }

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# make evict-race-unpatched: the use-after-free that patches/0013 fixes, shown on a kernel
+# make evict-race-unpatched: the use-after-free that patches/ (mm/migrate_device: pin the anon_vma) fixes, shown on a kernel
 # without it. Builds the test kernel in build/unpatched without that patch, boots it with the
 # C test_hmm only and runs dmirror-evict-race (RELEASE racing a child's munmap) with
 # kasan_multi_shot, the console quiet (loglevel=3) so that a round with thousands of reports
@@ -21,7 +21,7 @@ PAGES=${RUST_HMM_EVICT_PAGES:-4096}
 export RUST_HMM_BUILD=$REPO/build/unpatched
 
 "$HERE/setup.sh" || exit 1
-RUST_HMM_SKIP_PATCHES='0013-mm-migrate_device-*' "$HERE/build.sh" || exit 1
+RUST_HMM_SKIP_PATCHES='*-mm-migrate_device-pin-the-anon_vma-*' "$HERE/build.sh" || exit 1
 RUST_HMM_SKIP_BUILD=1 RUST_HMM_SUITES=c RUST_HMM_KMEMLEAK=0 \
 	RUST_HMM_TIMEOUT=${RUST_HMM_TIMEOUT:-3600} \
 	RUST_HMM_APPEND="rust_hmm.only=evict-race rust_hmm.evict_rounds=$ROUNDS rust_hmm.evict_pages=$PAGES kasan_multi_shot loglevel=3" \
@@ -37,5 +37,5 @@ if ! grep -q '^@@@ DONE' "$results"; then
 	echo "evict-race-unpatched: the boot did not end (round $((total + 1)) hung)"
 fi
 reported=$(grep -c '^kmsg: .*BUG: KASAN' "$results")
-echo "evict-race-unpatched: KASAN reported in $hit of $total rounds that ended, of $ROUNDS, of RELEASE racing munmap ($PAGES pages each), on 6.12 without patches/0013"
+echo "evict-race-unpatched: KASAN reported in $hit of $total rounds that ended, of $ROUNDS, of RELEASE racing munmap ($PAGES pages each), on 6.12 without patches/ (mm/migrate_device: pin the anon_vma)"
 [ "$reported" -gt 0 ]

@@ -1,8 +1,7 @@
 // expect: ok
 // The control: the uses the other cases get wrong, done right, compile.
 
-use kernel::hmm::Owner;
-use kernel::memremap::{DevicePage, Pagemap, PagemapOps};
+use kernel::memremap::{DevicePage, Owner, Pagemap, PagemapOps};
 use kernel::migrate::{migrate_vma, Select, Source};
 use kernel::mm::{highmem::CpuPage, virt::VmaRef};
 use kernel::page::Page;

@@ -2,8 +2,7 @@
 // A migration's pages are handed out once: a second pass over them, giving a page a second
 // destination, would leave the first one locked and referenced forever.
 
-use kernel::hmm::Owner;
-use kernel::memremap::{DevicePage, Pagemap, PagemapOps};
+use kernel::memremap::{DevicePage, Owner, Pagemap, PagemapOps};
 use kernel::migrate::{migrate_vma, Select};
 use kernel::mm::{highmem::CpuPage, virt::VmaRef};
 use kernel::page::Page;

@@ -1,0 +1,17 @@
+// SPDX-License-Identifier: GPL-2.0
+
+#include <linux/migrate.h>
+
+#ifdef CONFIG_MIGRATION
+
+unsigned long rust_helper_migrate_pfn(unsigned long pfn)
+{
+	return migrate_pfn(pfn);
+}
+
+struct page *rust_helper_migrate_pfn_to_page(unsigned long mpfn)
+{
+	return migrate_pfn_to_page(mpfn);
+}
+
+#endif /* CONFIG_MIGRATION */
