@@ -39,7 +39,7 @@ pub(crate) struct Dmirror {
     /// The device page table, following the whole address space of the opener.
     #[pin]
     pub(crate) mirror: Mirror<DmirrorData>,
-    /// A bounce buffer of [`BOUNCE_CACHE_PAGES`] kept between ioctls (`mirror::Bounce`).
+    /// A bounce buffer of [`BOUNCE_CACHE_PAGES`] kept between ioctls (`bounce::Bounce`).
     #[pin]
     pub(crate) bounce_cache: Mutex<Option<VVec<u8>>>,
 }

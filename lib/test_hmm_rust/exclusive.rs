@@ -4,9 +4,8 @@
 //! for its atomics, until a CPU access revokes them (`dmirror_exclusive`,
 //! `dmirror_check_atomic`).
 
-use crate::dmirror::chunk_end;
-use crate::dmirror::{CheckedRange, Dmirror};
-use crate::mirror::FAULT_CHUNK_SIZE;
+use crate::access::FAULT_CHUNK_SIZE;
+use crate::dmirror::{chunk_end, CheckedRange, Dmirror};
 use crate::uapi::*;
 use kernel::mm::range::for_each_piece;
 use kernel::prelude::*;

@@ -4,7 +4,7 @@
 //! memory into the device's memory and back (`dmirror_migrate_to_device`,
 //! `dmirror_migrate_to_system`).
 
-use crate::device::MemoryType;
+use crate::devmem::MemoryType;
 use crate::devmem::{new_storage_page, Chunk};
 use crate::dmirror::{chunk_end, CheckedRange, Dmirror};
 use crate::uapi::*;

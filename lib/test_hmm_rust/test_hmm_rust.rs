@@ -21,15 +21,17 @@ use kernel::prelude::*;
 use kernel::str::CString;
 use kernel::sync::Arc;
 
+mod access;
+mod bounce;
 mod device;
 mod devmem;
 mod dmirror;
 mod exclusive;
 mod migrate;
-mod mirror;
 mod uapi;
 
-use device::{DmirrorDevice, MemoryType};
+use device::DmirrorDevice;
+use devmem::MemoryType;
 use dmirror::Dmirror;
 
 /// Minors of the `HMM_DMIRROR` region, as in the C module.

@@ -84,24 +84,13 @@ pub enum Request {
 
 impl Request {
     /// `0` for a snapshot, valid to read, valid and writable to write.
-    ///
-    /// Computed, not matched: LLVM makes the match a table in `.rodata`, a page of data more
-    /// per range (under QEMU TCG each page an operation touches after a TLB flush costs a
-    /// walk of the page tables).
     #[inline]
     fn default_flags(self) -> usize {
-        let r = self as usize;
-        let valid = if r != Self::Snapshot as usize {
-            PFN_VALID
-        } else {
-            0
-        };
-        let write = if r == Self::Write as usize {
-            PFN_WRITE
-        } else {
-            0
-        };
-        valid | write
+        match self {
+            Self::Snapshot => 0,
+            Self::Read => PFN_VALID,
+            Self::Write => PFN_VALID | PFN_WRITE,
+        }
     }
 }
 

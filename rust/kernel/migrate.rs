@@ -151,8 +151,7 @@ pub const MIGRATE_MAX_PAGES: usize = 1 << 16;
 /// Each call pays once for what is done per range rather than per page: the MMU notifier
 /// calls (every mirror of the address space takes its lock), the page walk setup, the LRU
 /// drain and the TLB flush of the unmapped range. C drivers use 64 pages (`test_hmm`) or
-/// more (nouveau). Measured with `make bench` under QEMU TCG, 512 and 64 gave the same speed
-/// within the noise: the per-page work dominates there.
+/// more (nouveau).
 pub const MIGRATE_BATCH_PAGES: usize = 512;
 
 /// Which pages [`migrate_vma`] collects (`enum migrate_vma_direction`).

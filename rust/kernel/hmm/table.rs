@@ -7,8 +7,7 @@
 //! (256 KiB with 4 KiB pages) and a mask of those present, and it remembers the block it used
 //! last. C drivers keep one XArray entry per page (`test_hmm`'s `dmirror->pt`): at the index of
 //! a user address (bit 47 down to 12) that is a walk of six levels for each page looked up,
-//! stored or erased, and under QEMU TCG an erase costs about as much as the rest of migrating a
-//! page back on a CPU fault. Here a walk over consecutive pages, as READ, WRITE, a migration
+//! stored or erased. Here a walk over consecutive pages, as READ, WRITE, a migration
 //! and a fault back are, looks the XArray up once per 64 pages, and removing entries, for one
 //! page or a range, clears bits of the mask; an empty block is freed.
 //!

@@ -81,27 +81,49 @@ if [ "$profile" = insn ]; then
 fi
 # The vCPUs run in parallel, one host thread each (multi-threaded TCG), except when QEMU
 # counts instructions: -icount runs them round-robin on one thread.
-accel=tcg,thread=multi
-[ -z "$icount" ] || accel=tcg
+# One benchmark boot: $1 is the QEMU accelerator and instruction-counting options; the logs
+# stay in $LOGS/console.log and $LOGS/bench.log.
+bench_boot() {
+	local accel=$1 icount_opts=$2 boot qemu_rc
+	for boot in 1 2 3; do
+		rm -f "$LOGS/console.log" "$LOGS/bench.log"
+		echo "[bench] booting (TCG${icount_opts:+, -icount}, tsc=reliable, $REPS repetitions + 1 warm-up; logs: build/bench/logs/)"
+		set +e
+		timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 \
+			-accel "$accel" $icount_opts -cpu max -smp 2 -m 6G \
+			-kernel "$KSRC/arch/x86/boot/bzImage" -initrd "$BUILD/initramfs.cpio" \
+			-append "console=ttyS0 oops=panic panic=-1 tsc=reliable transparent_hugepage=madvise memmap=256M\$0x140000000 memmap=256M\$0x150000000 rust_hmm.bench=$REPS $extra" \
+			-display none -monitor none -no-reboot \
+			-serial "file:$LOGS/console.log" -serial "file:$LOGS/bench.log" \
+			</dev/null >"$LOGS/qemu.log" 2>&1
+		qemu_rc=$?
+		set -e
+		echo "[bench] QEMU exited with $qemu_rc after $(($(date +%s) - start)) s"
+		# The guest could not calibrate its TSC (bench-init.sh): boot again.
+		grep -q '^@@@ BENCH-RETRY' "$LOGS/bench.log" || break
+		echo "[bench] $(grep '^@@@ BENCH-RETRY' "$LOGS/bench.log" | cut -d' ' -f3-): booting again"
+	done
+}
+
 start=$(date +%s)
-for boot in 1 2 3; do
-	rm -f "$LOGS/console.log" "$LOGS/bench.log"
-	echo "[bench] booting (TCG, tsc=reliable, $REPS repetitions + 1 warm-up; logs: build/bench/logs/)"
-	set +e
-	timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 \
-		-accel "$accel" $icount -cpu max -smp 2 -m 6G \
-		-kernel "$KSRC/arch/x86/boot/bzImage" -initrd "$BUILD/initramfs.cpio" \
-		-append "console=ttyS0 oops=panic panic=-1 tsc=reliable transparent_hugepage=madvise memmap=256M\$0x140000000 memmap=256M\$0x150000000 rust_hmm.bench=$REPS $extra" \
-		-display none -monitor none -no-reboot \
-		-serial "file:$LOGS/console.log" -serial "file:$LOGS/bench.log" \
-		</dev/null >"$LOGS/qemu.log" 2>&1
-	qemu_rc=$?
-	set -e
-	echo "[bench] QEMU exited with $qemu_rc after $(($(date +%s) - start)) s"
-	# The guest could not calibrate its TSC (bench-init.sh): boot again.
-	grep -q '^@@@ BENCH-RETRY' "$LOGS/bench.log" || break
-	echo "[bench] $(grep '^@@@ BENCH-RETRY' "$LOGS/bench.log" | cut -d' ' -f3-): booting again"
-done
+if [ "$profile" = insn ] || [ -n "$extra" ]; then
+	# A profile or a study of a few cells: one boot, as asked.
+	accel=tcg,thread=multi
+	[ -z "$icount" ] || accel=tcg
+	bench_boot "$accel" "$icount"
+else
+	# The table: the instruction-counted boot (the headline: the guest's work, deterministic),
+	# then the wall-clock one.
+	bench_boot tcg "-icount shift=0,sleep=off"
+	cp "$LOGS/bench.log" "$LOGS/bench-icount.log"
+	cp "$LOGS/console.log" "$LOGS/console-icount.log"
+	# RUST_HMM_BENCH_ICOUNT=1: that boot only.
+	if [ -z "$icount" ]; then
+		bench_boot tcg,thread=multi ""
+		cp "$LOGS/bench.log" "$LOGS/bench-wall.log"
+		cp "$LOGS/console.log" "$LOGS/console-wall.log"
+	fi
+fi
 seconds=$(($(date +%s) - start))
 
 if [ "$profile" = insn ]; then
