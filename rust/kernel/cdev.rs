@@ -62,7 +62,7 @@ use crate::{
     mm::virt::VmaNew,
     prelude::*,
     str::CStr,
-    sync::Arc,
+    sync::{Arc, Completion},
     types::{ForeignOwnable, Opaque},
     ThisModule,
 };
@@ -91,10 +91,6 @@ crate::layout::assert_c_layout!(device {
     align: RUST_LAYOUT_device_ALIGN,
     devt: RUST_LAYOUT_device_devt,
     release: RUST_LAYOUT_device_release,
-});
-crate::layout::assert_c_layout!(completion {
-    size: RUST_LAYOUT_completion_SIZE,
-    align: RUST_LAYOUT_completion_ALIGN,
 });
 
 /// The number of bits of a device number that hold the minor (`MINORBITS`).
@@ -219,7 +215,7 @@ pub struct Registration<T: Operations> {
 #[pin_data]
 struct CharDevice {
     #[pin]
-    released: Opaque<bindings::completion>,
+    released: Completion,
     #[pin]
     dev: Opaque<bindings::device>,
     #[pin]
@@ -298,10 +294,7 @@ impl CharDevice {
         fops: &'static bindings::file_operations,
     ) -> impl PinInit<Self, Error> + 'a {
         try_pin_init!(Self {
-            released <- Opaque::ffi_init(|slot: *mut bindings::completion| {
-                // SAFETY: `slot` is valid for writes and pinned.
-                unsafe { bindings::init_completion(slot) }
-            }),
+            released <- Completion::new(),
             dev <- Opaque::try_ffi_init(|dev: *mut bindings::device| {
                 let devt = region.devt(index)?;
                 // SAFETY: `dev` is valid for writes and pinned. `device_initialize` expects a
@@ -363,7 +356,7 @@ unsafe fn put_device_and_wait(dev: *mut bindings::device) {
     unsafe { bindings::put_device(dev) };
     // SAFETY: `released` is initialised; `release_device` completes it, and the memory stays
     // valid until we return, since our caller owns it.
-    unsafe { bindings::wait_for_completion(Opaque::raw_get(addr_of!((*chardev).released))) };
+    unsafe { (*chardev).released.wait_for_completion() };
 }
 
 /// The release callback of a [`CharDevice`]'s `struct device`: its last reference is gone.
@@ -378,7 +371,7 @@ unsafe extern "C" fn release_device(dev: *mut bindings::device) {
     let chardev = unsafe { kernel::container_of!(dev, CharDevice, dev) };
     // SAFETY: `released` is initialised; whoever dropped the last reference waits on it and
     // keeps the memory valid until it returns.
-    unsafe { bindings::complete(Opaque::raw_get(addr_of!((*chardev).released))) };
+    unsafe { (*chardev).released.complete_all() };
 }
 
 /// Builds the C `file_operations` of a [`Registration`] from an [`Operations`] implementation.
