@@ -306,11 +306,10 @@ impl CharDevice {
                     (*dev).devt = devt;
                     (*dev).release = Some(release_device);
                 }
+                let format = crate::c_str!("%s").as_char_ptr();
                 // SAFETY: The format is `"%s"` and `name` a NUL-terminated string, which
                 // `dev_set_name` copies.
-                let ret = unsafe {
-                    bindings::dev_set_name(dev, crate::c_str!("%s").as_char_ptr(), name.as_char_ptr())
-                };
+                let ret = unsafe { bindings::dev_set_name(dev, format, name.as_char_ptr()) };
                 if ret != 0 {
                     // SAFETY: `dev` is the `dev` field of a `CharDevice` whose `released` is
                     // already initialised; this drops the only reference.

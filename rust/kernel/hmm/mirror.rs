@@ -54,8 +54,8 @@
 //! // The CPU unmaps the second page: the device page table loses it, and only it.
 //! kernel::kunit::vm_munmap(addr + PAGE_SIZE, PAGE_SIZE)?;
 //! let guard = mirror.lock();
-//! assert!(guard.table().contains(addr));
-//! assert!(!guard.table().contains(addr + PAGE_SIZE));
+//! assert!(guard.table().lookup(addr).is_some());
+//! assert!(guard.table().lookup(addr + PAGE_SIZE).is_none());
 //! drop(guard);
 //! # Ok::<(), Error>(())
 //! ```
@@ -82,14 +82,14 @@
 //! let mut across = Range::new(addr, addr + 2 * PAGE_SIZE, Request::Read, None)?;
 //! let ret = mirror.fault(&mm, &mut across, |commit| commit.map());
 //! assert_eq!(ret.err(), Some(EINVAL));
-//! assert!(!mirror.lock().table().contains(addr + PAGE_SIZE));
+//! assert!(mirror.lock().table().lookup(addr + PAGE_SIZE).is_none());
 //!
 //! // Inside it works, also with the mmap lock already held.
 //! let mut inside = Range::new(addr, addr + PAGE_SIZE, Request::Read, None)?;
 //! let mmap = mm.mmap_read_lock();
 //! mirror.fault_locked(&mmap, &mut inside, |commit| commit.map())??;
 //! drop(mmap);
-//! assert!(mirror.lock().table().contains(addr));
+//! assert!(mirror.lock().table().lookup(addr).is_some());
 //! # Ok::<(), Error>(())
 //! ```
 

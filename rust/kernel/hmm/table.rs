@@ -148,25 +148,26 @@ impl Block {
 /// for i in 0..pages {
 ///     let a = addr + i * PAGE_SIZE;
 ///     let kept = !(3..101).contains(&i);
-///     assert_eq!(guard.table().contains(a), kept);
+///     assert_eq!(guard.table().lookup(a).is_some(), kept);
 ///     assert_eq!(guard.table().lookup(a).is_some_and(|p| p.is_writable()), kept);
 /// }
 /// assert!(!guard.table().contains_exclusive(addr, end));
 ///
 /// // Clear everything (the blocks are freed), then map it again.
 /// guard.clear(addr, end);
-/// assert!((0..pages).all(|i| !guard.table().contains(addr + i * PAGE_SIZE)));
+/// assert!((0..pages).all(|i| guard.table().lookup(addr + i * PAGE_SIZE).is_none()));
 /// drop(guard);
 /// map(addr, end)?;
 /// let guard = mirror.lock();
-/// assert!((0..pages).all(|i| guard.table().contains(addr + i * PAGE_SIZE)));
+/// assert!((0..pages).all(|i| guard.table().lookup(addr + i * PAGE_SIZE).is_some()));
 /// drop(guard);
 ///
 /// // The CPU unmaps the middle: the rest stays.
 /// kernel::kunit::vm_munmap(addr + PAGE_SIZE, (pages - 2) * PAGE_SIZE)?;
 /// let guard = mirror.lock();
-/// assert!(guard.table().contains(addr) && guard.table().contains(end - PAGE_SIZE));
-/// assert!((1..pages - 1).all(|i| !guard.table().contains(addr + i * PAGE_SIZE)));
+/// assert!(guard.table().lookup(addr).is_some());
+/// assert!(guard.table().lookup(end - PAGE_SIZE).is_some());
+/// assert!((1..pages - 1).all(|i| guard.table().lookup(addr + i * PAGE_SIZE).is_none()));
 /// drop(guard);
 /// # Ok::<(), Error>(())
 /// ```
@@ -344,12 +345,6 @@ impl DevicePageTable {
             exclusive: entry & 4 != 0,
             _p: PhantomData,
         })
-    }
-
-    /// Returns whether the device page table maps `addr`.
-    #[inline]
-    pub fn contains(&self, addr: usize) -> bool {
-        self.get(addr >> PAGE_SHIFT).is_some()
     }
 
     /// The first and last page indices of `[start, end)`, if it is not empty.
