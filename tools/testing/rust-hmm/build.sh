@@ -19,7 +19,8 @@ KSRC=$BUILD/linux
 TARBALL=${RUST_HMM_TARBALL:-/usr/src/linux-source-6.12.tar.xz}
 LOGS=$BUILD/logs
 export PATH="$HOME/.cargo/bin:$PATH"
-MAKEFLAGS_K=(LLVM=-16 ARCH=x86_64 -j"$(nproc)")
+. "$REPO/tools/testing/rust-hmm/toolchain.sh"
+MAKEFLAGS_K=("${KMAKE[@]}" -j"$(nproc)")
 
 # Directories of this repository that are kernel paths and laid over the source.
 OVERLAY_DIRS="Documentation drivers include kernel lib rust samples tools/testing/selftests"
