@@ -4,22 +4,22 @@
 #include <linux/memremap.h>
 #include <linux/mm.h>
 
-unsigned long rust_helper_my_zero_pfn(unsigned long addr)
+__rust_helper unsigned long rust_helper_my_zero_pfn(unsigned long addr)
 {
 	return my_zero_pfn(addr);
 }
 
-bool rust_helper_is_zero_pfn(unsigned long pfn)
+__rust_helper bool rust_helper_is_zero_pfn(unsigned long pfn)
 {
 	return is_zero_pfn(pfn);
 }
 
-unsigned long rust_helper_page_to_pfn(const struct page *page)
+__rust_helper unsigned long rust_helper_page_to_pfn(const struct page *page)
 {
 	return page_to_pfn(page);
 }
 
-struct page *rust_helper_pfn_to_page(unsigned long pfn)
+__rust_helper struct page *rust_helper_pfn_to_page(unsigned long pfn)
 {
 	return pfn_to_page(pfn);
 }

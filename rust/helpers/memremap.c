@@ -3,7 +3,7 @@
 #include <linux/bug.h>
 
 /* The pagemap warns with it when a driver drops it from one of its page_free calls. */
-int rust_helper_WARN_ON(int condition)
+__rust_helper int rust_helper_WARN_ON(int condition)
 {
 	return WARN_ON(condition);
 }

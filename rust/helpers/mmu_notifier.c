@@ -4,8 +4,9 @@
 
 #ifdef CONFIG_MMU_NOTIFIER
 
-bool rust_helper_mmu_interval_check_retry(struct mmu_interval_notifier *interval_sub,
-					  unsigned long seq)
+__rust_helper bool
+rust_helper_mmu_interval_check_retry(struct mmu_interval_notifier *interval_sub,
+				     unsigned long seq)
 {
 	return mmu_interval_check_retry(interval_sub, seq);
 }
