@@ -120,6 +120,10 @@ if [ ! -f "$KSRC/.config" ] || [ "$(cat "$BUILD/config.hash" 2>/dev/null)" != "$
 			have=$(grep -E "^($sym=|# $sym is not set)" "$KSRC/.config" || echo "# $sym is not set")
 			if [ "$have" != "$want" ]; then
 				echo "build: $frag wants '$want' but got '$have'" >&2
+				if [ "$sym" = CONFIG_RUST_INLINE_HELPERS ] &&
+					! grep -q '^CONFIG_RUSTC_CLANG_LLVM_COMPATIBLE=y' "$KSRC/.config"; then
+					echo "build: rustc's and clang$RUST_HMM_LLVM's LLVM differ (setup.sh says what to install)" >&2
+				fi
 				bad=1
 			fi
 		done <"$frag"
