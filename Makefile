@@ -4,6 +4,8 @@
 # laid over it (in build/, git-ignored); it is not a kernel Makefile.
 
 SCRIPTS := tools/testing/rust-hmm
+# The suffix of the LLVM tools every kernel build uses (LLVM=), from the scripts' toolchain.sh.
+RUST_HMM_LLVM ?= $(shell bash -c '. ./$(SCRIPTS)/toolchain.sh && echo "$$RUST_HMM_LLVM"')
 
 .PHONY: all setup build run check bench fmt inject-warn evict-race-unpatched clean distclean
 
@@ -47,7 +49,7 @@ inject-warn:
 
 # Remove the build products but keep the extracted, configured tree.
 clean:
-	@[ ! -d build/linux ] || $(MAKE) -C build/linux LLVM=-16 ARCH=x86_64 clean >/dev/null
+	@[ ! -d build/linux ] || $(MAKE) -C build/linux LLVM=$(RUST_HMM_LLVM) ARCH=x86_64 clean >/dev/null
 	@rm -rf build/initramfs build/initramfs.cpio build/hmm-tests build/logs
 
 distclean:

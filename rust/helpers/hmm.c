@@ -4,12 +4,12 @@
 
 #ifdef CONFIG_HMM_MIRROR
 
-struct page *rust_helper_hmm_pfn_to_page(unsigned long hmm_pfn)
+__rust_helper struct page *rust_helper_hmm_pfn_to_page(unsigned long hmm_pfn)
 {
 	return hmm_pfn_to_page(hmm_pfn);
 }
 
-unsigned int rust_helper_hmm_pfn_to_map_order(unsigned long hmm_pfn)
+__rust_helper unsigned int rust_helper_hmm_pfn_to_map_order(unsigned long hmm_pfn)
 {
 	return hmm_pfn_to_map_order(hmm_pfn);
 }

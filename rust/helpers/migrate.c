@@ -4,12 +4,12 @@
 
 #ifdef CONFIG_MIGRATION
 
-unsigned long rust_helper_migrate_pfn(unsigned long pfn)
+__rust_helper unsigned long rust_helper_migrate_pfn(unsigned long pfn)
 {
 	return migrate_pfn(pfn);
 }
 
-struct page *rust_helper_migrate_pfn_to_page(unsigned long mpfn)
+__rust_helper struct page *rust_helper_migrate_pfn_to_page(unsigned long mpfn)
 {
 	return migrate_pfn_to_page(mpfn);
 }

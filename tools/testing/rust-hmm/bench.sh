@@ -135,7 +135,10 @@ if [ -n "$extra" ]; then
 	cat "$LOGS/bench.log"
 	exit 0
 fi
-python3 "$HERE/bench-table.py" --log "$LOGS/bench.log" --console "$LOGS/console.log" \
-	--out "$OUT" --seconds "$seconds" --qemu "$(qemu-system-x86_64 --version | head -n 1)"
-# The samples of the table, kept apart from the next (partial or profiling) run's log.
-cp "$LOGS/bench.log" "$LOGS/table-samples.log"
+# The samples of the tables stay in bench-icount.log and bench-wall.log, apart from the next
+# (partial or profiling) run's log.
+wall=()
+[ -n "$icount" ] || wall=(--wall-log "$LOGS/bench-wall.log" --wall-console "$LOGS/console-wall.log")
+python3 "$HERE/bench-table.py" --log "$LOGS/bench-icount.log" --console "$LOGS/console-icount.log" \
+	"${wall[@]}" --out "$OUT" --seconds "$seconds" \
+	--qemu "$(qemu-system-x86_64 --version | head -n 1)"

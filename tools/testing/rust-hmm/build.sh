@@ -19,7 +19,8 @@ KSRC=$BUILD/linux
 TARBALL=${RUST_HMM_TARBALL:-/usr/src/linux-source-6.12.tar.xz}
 LOGS=$BUILD/logs
 export PATH="$HOME/.cargo/bin:$PATH"
-MAKEFLAGS_K=(LLVM=-16 ARCH=x86_64 -j"$(nproc)")
+. "$REPO/tools/testing/rust-hmm/toolchain.sh"
+MAKEFLAGS_K=("${KMAKE[@]}" -j"$(nproc)")
 
 # Directories of this repository that are kernel paths and laid over the source.
 OVERLAY_DIRS="Documentation drivers include kernel lib rust samples tools/testing/selftests"
@@ -119,6 +120,10 @@ if [ ! -f "$KSRC/.config" ] || [ "$(cat "$BUILD/config.hash" 2>/dev/null)" != "$
 			have=$(grep -E "^($sym=|# $sym is not set)" "$KSRC/.config" || echo "# $sym is not set")
 			if [ "$have" != "$want" ]; then
 				echo "build: $frag wants '$want' but got '$have'" >&2
+				if [ "$sym" = CONFIG_RUST_INLINE_HELPERS ] &&
+					! grep -q '^CONFIG_RUSTC_CLANG_LLVM_COMPATIBLE=y' "$KSRC/.config"; then
+					echo "build: rustc's and clang$RUST_HMM_LLVM's LLVM differ (setup.sh says what to install)" >&2
+				fi
 				bad=1
 			fi
 		done <"$frag"

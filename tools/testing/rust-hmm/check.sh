@@ -38,6 +38,13 @@ if grep -E -- "--> ($ours):" "$LOGS/kernel.log" >/dev/null; then
 	bad "rustc or clippy warnings in our files"
 fi
 
+# 2b. The C helpers are inlined (CONFIG_RUST_INLINE_HELPERS): no Rust object calls one and
+# vmlinux exports none.
+echo "[check] helpers inlined"
+if grep -q '^CONFIG_RUST_INLINE_HELPERS=y' "$KSRC/.config"; then
+	"$HERE/helper-calls.sh" --check "$KSRC" || bad "C helpers are called or exported"
+fi
+
 # 3. checkpatch on our patches to existing kernel files and on our C files.
 echo "[check] checkpatch"
 for p in patches/*.patch; do

@@ -17,6 +17,7 @@ BUILD=${RUST_HMM_BUILD:-$REPO/build}
 KSRC=$BUILD/linux
 OUT=$BUILD/compile-fail
 export PATH="$HOME/.cargo/bin:$PATH"
+. "$HERE/toolchain.sh"
 
 n=0
 wrong=0
@@ -39,7 +40,7 @@ for src in "$HERE"/compile-fail/*.rs; do
 		echo "}"
 		cat "$src"
 	} >"$dir/$mod.rs"
-	make -C "$KSRC" LLVM=-16 ARCH=x86_64 M="$dir" modules >"$dir/build.log" 2>&1
+	make -C "$KSRC" "${KMAKE[@]}" M="$dir" modules >"$dir/build.log" 2>&1
 	rc=$?
 	n=$((n + 1))
 	if [ "$expect" = ok ]; then

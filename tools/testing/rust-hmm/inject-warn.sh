@@ -12,6 +12,7 @@ REPO=$(cd "$HERE/../../.." && pwd)
 BUILD=${RUST_HMM_BUILD:-$REPO/build}
 KSRC=$BUILD/linux
 export PATH="$HOME/.cargo/bin:$PATH"
+. "$HERE/toolchain.sh"
 
 "$HERE/build.sh"
 target=$KSRC/lib/test_hmm_rust/dmirror.rs
@@ -26,7 +27,7 @@ assert anchor in s, "inject-warn: open() not found"
 s = s.replace(anchor, anchor + "        let _ = KVec::<u8>::with_capacity(1 << 40, GFP_KERNEL);\n")
 open(p, "w").write(s)
 PY
-make -C "$KSRC" LLVM=-16 ARCH=x86_64 -j"$(nproc)" modules >"$BUILD/logs/inject-warn-build.log" 2>&1
+make -C "$KSRC" "${KMAKE[@]}" -j"$(nproc)" modules >"$BUILD/logs/inject-warn-build.log" 2>&1
 set +e
 RUST_HMM_SKIP_BUILD=1 RUST_HMM_KMEMLEAK=0 "$HERE/run.sh" >"$BUILD/logs/inject-warn.log" 2>&1
 rc=$?

@@ -5,7 +5,10 @@
 # Idempotent: when everything is present it only checks, in about a second.
 set -euo pipefail
 
-PKGS="linux-source-6.12 clang-16 lld-16 llvm-16 libclang-16-dev qemu-system-x86
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/toolchain.sh"
+V=$RUST_HMM_LLVM
+PKGS="linux-source-6.12 clang$V lld$V llvm$V libclang$V-dev qemu-system-x86
       busybox-static bc flex bison libelf-dev libssl-dev cpio xz-utils make gcc
       libc6-dev python3 perl rsync"
 
@@ -31,4 +34,16 @@ for c in rustfmt clippy; do
 	rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
 done
 command -v bindgen >/dev/null || cargo install --locked bindgen-cli
+
+# CONFIG_RUST_INLINE_HELPERS links clang's bitcode into rustc's: both must carry the same
+# LLVM major version (the kernel checks it too: CONFIG_RUSTC_CLANG_LLVM_COMPATIBLE).
+rustc_llvm=$(rustc --version --verbose | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')
+clang_llvm=$("clang$V" -dumpversion | cut -d. -f1)
+if [ "$rustc_llvm" != "$clang_llvm" ]; then
+	echo "setup: rustc ($(rustc --version)) carries LLVM $rustc_llvm but clang$V is LLVM $clang_llvm" >&2
+	echo "setup: install clang-$rustc_llvm lld-$rustc_llvm llvm-$rustc_llvm libclang-$rustc_llvm-dev" \
+		"and set RUST_HMM_LLVM=-$rustc_llvm in tools/testing/rust-hmm/toolchain.sh," \
+		"or a rustc whose LLVM is $clang_llvm (rustc --version --verbose)" >&2
+	exit 1
+fi
 exit 0
