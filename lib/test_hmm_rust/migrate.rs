@@ -8,6 +8,7 @@ use crate::devmem::MemoryType;
 use crate::devmem::{new_storage_page, Chunk};
 use crate::dmirror::{chunk_end, CheckedRange, Dmirror};
 use crate::uapi::*;
+use core::cell::Cell;
 use kernel::migrate::{migrate_vma, Select, Source, MIGRATE_BATCH_PAGES};
 use kernel::mm::{
     range::for_each_piece,
@@ -32,18 +33,13 @@ impl Dmirror {
     ) -> Result {
         let mm = self.mirror.mm().mmget_not_zero().ok_or(EINVAL)?;
         let mmap = mm.mmap_read_lock_killable()?;
-        let vma = |addr| match mmap.vma_lookup(addr) {
-            Some(vma) if vma.flags() & flags::READ != 0 => Ok(vma),
+        let check = |vma: Option<&VmaRef>| match vma {
+            Some(vma) if vma.flags() & flags::READ != 0 => Ok(()),
             _ => Err(EINVAL),
         };
-        // The range is sized by the user: the walk lets others run between batches, and
-        // stops if the task is being killed.
-        for_each_piece(
-            range.start,
-            range.end,
-            |addr| Ok(chunk_end(addr, range.end, BATCH_SIZE)?.min(vma(addr)?.end())),
-            |start, end| batch(&mmap, vma(start)?, start, end),
-        )
+        for_each_vma_batch(&mmap, range.start, range.end, check, |vma, start, end| {
+            batch(&mmap, vma, start, end)
+        })
     }
 
     /// HMM_DMIRROR_MIGRATE_TO_DEV: migrates the range into device memory, maps what moved in
@@ -110,13 +106,10 @@ impl Dmirror {
     /// memory, VMA by VMA.
     pub(crate) fn migrate_range_to_ram(&self, mm: &MmWithUser, start: usize, end: usize) -> Result {
         let mmap = mm.mmap_read_lock_killable()?;
-        let vma = |addr| mmap.vma_lookup(addr).ok_or(EFAULT);
-        for_each_piece(
-            start,
-            end,
-            |addr| Ok(end.min(vma(addr)?.end())),
-            |start, end| self.migrate_batch_to_sys(vma(start)?, start, end).map(drop),
-        )
+        let check = |vma: Option<&VmaRef>| vma.map(drop).ok_or(EFAULT);
+        for_each_vma_batch(&mmap, start, end, check, |vma, start, end| {
+            self.migrate_batch_to_sys(vma, start, end).map(drop)
+        })
     }
 
     /// HMM_DMIRROR_MIGRATE_TO_SYS: migrates the device's pages of the range back to system
@@ -129,4 +122,31 @@ impl Dmirror {
             Ok(())
         })
     }
+}
+
+/// Calls `batch` on the pieces of `[start, end)` of at most [`MIGRATE_BATCH_PAGES`] that each
+/// lie in one VMA, with that VMA: one lookup per piece, as in C. `check` says whether the VMA
+/// found at a piece's start (if any) will do, or with which error the walk stops.
+///
+/// The range may be sized by the user: the walk lets others run between batches, and stops
+/// if the task is being killed.
+fn for_each_vma_batch<'m>(
+    mmap: &'m MmapReadGuard<'_>,
+    start: usize,
+    end: usize,
+    check: impl Fn(Option<&VmaRef>) -> Result,
+    mut batch: impl FnMut(&'m VmaRef, usize, usize) -> Result,
+) -> Result {
+    // The VMA of the piece that `next` cut, for `batch`.
+    let cur = Cell::new(None);
+    let next = |addr| {
+        let vma = mmap.vma_lookup(addr);
+        check(vma)?;
+        let vma = vma.ok_or(EFAULT)?;
+        cur.set(Some(vma));
+        Ok(chunk_end(addr, end, BATCH_SIZE)?.min(vma.end()))
+    };
+    for_each_piece(start, end, next, |start, end| {
+        batch(cur.get().ok_or(EFAULT)?, start, end)
+    })
 }

@@ -169,6 +169,7 @@ impl Watch {
     }
 
     /// Counts an invalidation of `[start, end)`.
+    #[inline]
     fn invalidate(&mut self, start: usize, end: usize) {
         if start < self.end && end > self.start {
             self.hits = self.hits.wrapping_add(1);

@@ -187,11 +187,16 @@ impl Block {
 /// The entry of page index `i` is in the block at index `i >> 6` of `blocks`, slot `i & 63`.
 /// `last`, if set, is the index of a block of `blocks` and a pointer to that block, which
 /// `blocks` owns: a block is removed from `blocks` only with `&mut self`, and `last` cleared
-/// first if it points to it.
+/// first if it points to it. A block of `blocks` holds at least one entry, but the block at
+/// index `empty`, if set, which holds none.
 pub struct DevicePageTable {
     blocks: Pin<KBox<XArray<KBox<Block>>>>,
     /// The block used last and its index: consecutive pages look the XArray up once per block.
     last: Cell<Option<(usize, NonNull<Block>)>>,
+    /// The index of the block emptied last, which stays in `blocks`, empty, until another
+    /// block empties: pages that come and go in one block (a migration there and back, a
+    /// fault after an invalidation) do not allocate, insert, remove and free it each time.
+    empty: Cell<Option<usize>>,
 }
 
 // SAFETY: The table owns its blocks, `last` points to one of them: sending the table sends
@@ -204,6 +209,7 @@ impl DevicePageTable {
         Ok(Self {
             blocks: KBox::pin_init(XArray::new(), GFP_KERNEL)?,
             last: Cell::new(None),
+            empty: Cell::new(None),
         })
     }
 
@@ -246,8 +252,14 @@ impl DevicePageTable {
     /// Fails with `ENOMEM`: the mirror lock is held, and an invalidation from reclaim takes
     /// it, so nothing here sleeps to allocate, and failing is fine (the caller gets `ENOMEM`)
     /// where warning is not.
+    ///
+    /// The caller stores an entry in the block before it lets go of `self`.
     fn block_or_insert(&self, index: usize) -> Result<&Block> {
         if let Some((_, block)) = self.find_block(index, index) {
+            if self.empty.get() == Some(index) {
+                // INVARIANT: The caller stores an entry in it.
+                self.empty.set(None);
+            }
             return Ok(block);
         }
         let new = KBox::new(Block::new(), GFP_ATOMIC | __GFP_NOWARN)?;
@@ -272,6 +284,15 @@ impl DevicePageTable {
         }
         let block = self.blocks.lock().remove(index);
         drop(block);
+    }
+
+    /// Keeps the block at `index`, which `clear` emptied, as the empty block of the table, and
+    /// removes the one kept before, if any.
+    fn keep_empty(&mut self, index: usize) {
+        match self.empty.replace(Some(index)) {
+            Some(old) if old != index => self.remove_block(old),
+            _ => {}
+        }
     }
 
     /// Stores the entries that `entries` yields at the page indices from `first` on (a
@@ -388,18 +409,19 @@ impl DevicePageTable {
         })
     }
 
-    /// Removes the entries of `[start, end)`, and frees the blocks that this empties; walks
-    /// only the blocks that exist, however large the range.
+    /// Removes the entries of `[start, end)`, and frees the blocks that this empties but the
+    /// last, which stays for the next entries; walks only the blocks that exist, however large
+    /// the range.
     #[inline]
     pub(super) fn clear(&mut self, start: usize, end: usize) {
         let Some(range) = Self::pages(start, end) else {
             return;
         };
         let mut from = range.0 >> BLOCK_SHIFT;
-        // Each emptied block is removed outside the walk, which borrows the table; the walk
-        // then goes on from the next block.
+        // Each emptied block is kept, and the one kept before removed, outside the walk, which
+        // borrows the table; the walk then goes on from the next block.
         while let Some(b) = self.walk(range, from, |block, from, to| block.clear(from, to)) {
-            self.remove_block(b);
+            self.keep_empty(b);
             let Some(next) = b.checked_add(1) else {
                 return;
             };

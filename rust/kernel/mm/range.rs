@@ -89,7 +89,7 @@ impl PageRange {
 /// })?;
 /// assert_eq!(&pieces[..], &[(0, 4), (4, 8), (8, 10)]);
 /// // A `next` that does not move forward is a bug of the caller: `EINVAL`, not a hang.
-/// assert_eq!(for_each_piece(0, 10, |pos| Ok(pos), |_, _| Ok(())), Err(EINVAL));
+/// assert_eq!(for_each_piece(0, 10, Ok, |_, _| Ok(())), Err(EINVAL));
 /// # Ok::<(), Error>(())
 /// ```
 ///
