@@ -26,9 +26,23 @@ fi
 
 export PATH="$HOME/.cargo/bin:$PATH"
 if ! command -v rustup >/dev/null; then
-	echo "setup: rustup is missing; install it from your distribution or rustup.rs" >&2
+	echo "setup: rustup is missing: install it from https://rustup.rs (or Debian's rustup" \
+		"package), then 'rustup default ${RUST_HMM_RUSTC_TESTED##* }'" >&2
 	exit 1
 fi
+# The rustc that rustup runs here: one of the versions the crate is tested with, or say which
+# to install (RUST_HMM_ANY_RUSTC=1 tries another anyway).
+rustc_version=$(rustc --version | sed -n 's/^rustc \([0-9]*\.[0-9]*\).*/\1/p')
+case " $RUST_HMM_RUSTC_TESTED " in
+*" $rustc_version "*) ;;
+*)
+	newest=${RUST_HMM_RUSTC_TESTED##* }
+	echo "setup: rustc $rustc_version is not one the kernel crate is tested with" \
+		"($RUST_HMM_RUSTC_TESTED): 'rustup toolchain install $newest &&" \
+		"rustup default $newest' (or RUST_HMM_ANY_RUSTC=1 to try it)" >&2
+	[ "${RUST_HMM_ANY_RUSTC:-0}" = 1 ] || exit 1
+	;;
+esac
 rustup component list --installed 2>/dev/null | grep -q '^rust-src' || rustup component add rust-src
 for c in rustfmt clippy; do
 	rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"

@@ -12,3 +12,7 @@ RUST_HMM_LLVM=${RUST_HMM_LLVM:--22}
 export LIBCLANG_PATH=/usr/lib/llvm$RUST_HMM_LLVM/lib
 # The arguments of every make in the kernel tree.
 KMAKE=(LLVM="$RUST_HMM_LLVM" ARCH=x86_64)
+# The rustc versions the kernel crate and the device are tested with (make check): the
+# crate uses unstable features that the kernel enables, which change from release to release,
+# and rustc's LLVM must be clang's (above). setup.sh checks rustc against it.
+RUST_HMM_RUSTC_TESTED="1.95"
