@@ -21,7 +21,7 @@
 //!
 //! Pages are named by [`DevicePageRef`] (any device page, borrowed) and [`DevicePage`] (a page
 //! of a given pagemap type, with its data); a device-private page can never be turned into a
-//! [`CpuPage`].
+//! [`CpuPage`](crate::mm::highmem::CpuPage).
 //!
 //! A CPU access to a device-private page migrates it back (`migrate_to_ram`, with the
 //! driver's [`PagemapOps::copy_to_ram`]), and [`Pagemap::evict`] moves every page of a

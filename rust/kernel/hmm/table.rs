@@ -453,7 +453,8 @@ impl<'a> MirroredPage<'a> {
         self.writable
     }
 
-    /// Whether the page is device-exclusive (mapped by [`Mirror::make_exclusive`]).
+    /// Whether the page is device-exclusive (mapped by
+    /// [`Mirror::make_exclusive`](super::Mirror::make_exclusive)).
     #[inline]
     pub fn is_exclusive(&self) -> bool {
         self.exclusive

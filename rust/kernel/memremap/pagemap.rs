@@ -280,7 +280,7 @@ impl Drop for MemRegion {
 /// # Invariants
 ///
 /// * `pgmap` was mapped with `memremap_pages` (type and range as `memory`, `start_pfn`,
-///   `npages`; owner `owner`; ops [`PagemapVtable<T>`]) and is unmapped only in `drop`.
+///   `npages`; owner `owner`; ops `PagemapVtable<T>`) and is unmapped only in `drop`.
 /// * The struct is `repr(C)` and its first two fields do not depend on `T`: the `type_id` of
 ///   any `Pagemap<U>` sits at the same offset from its `pgmap`, so a page's pagemap can be
 ///   checked to be a `Pagemap<T>` before it is used as one.

@@ -45,6 +45,24 @@ if grep -q '^CONFIG_RUST_INLINE_HELPERS=y' "$KSRC/.config"; then
 	"$HERE/helper-calls.sh" --check "$KSRC" || bad "C helpers are called or exported"
 fi
 
+# 2c. rustdoc of the kernel crate: no warning in our files (broken or private intra-doc
+# links, bare URLs, invalid code blocks...). The HTML lands in $KSRC/Documentation/output/rust.
+echo "[check] rustdoc"
+. "$HERE/toolchain.sh"
+rustdoc_log=$LOGS/rustdoc.log
+make -C "$KSRC" "${KMAKE[@]}" rustdoc >"$rustdoc_log" 2>&1 || bad "rustdoc: the build failed (see $rustdoc_log)"
+# A warning's first location line ("--> path:line:col") names its file.
+rustdoc_ours=$(awk -v ours="^($ours):" '
+	/^warning: [0-9]+ warnings? emitted/ { next }
+	/^(warning|error)/ { pending = 1; next }
+	pending && /^ *--> / { pending = 0; f = $2; if (f ~ ours) n++ }
+	END { print n + 0 }' "$rustdoc_log")
+echo "rustdoc: $rustdoc_ours warnings"
+if [ "$rustdoc_ours" != 0 ]; then
+	grep -E -B2 -A10 -- "--> ($ours):" "$rustdoc_log" >&2
+	bad "rustdoc warnings in our files"
+fi
+
 # 3. checkpatch on our patches to existing kernel files and on our C files.
 echo "[check] checkpatch"
 for p in patches/*.patch; do
