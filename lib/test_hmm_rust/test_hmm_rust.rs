@@ -73,9 +73,9 @@ fn debugfs(ndevices: usize) -> Result<Dir> {
     for (id, counters) in COUNTERS.iter().enumerate().take(ndevices) {
         let name = CString::try_from_fmt(kernel::fmt!("hmm_dmirror{}", id))?;
         let sub = dir.subdir(&name)?;
-        sub.counter(kernel::c_str!("allocated"), &counters.allocated)?;
-        sub.counter(kernel::c_str!("freed"), &counters.freed)?;
-        sub.counter(kernel::c_str!("in_use"), &counters.in_use)?;
+        sub.counter(kernel::c_str!("allocated"), &counters.allocated);
+        sub.counter(kernel::c_str!("freed"), &counters.freed);
+        sub.counter(kernel::c_str!("in_use"), &counters.in_use);
     }
     Ok(dir)
 }

@@ -112,6 +112,11 @@ impl ChrdevRegion {
     ///
     /// The region is shared with the [`Registration`]s in it, and released with the last of
     /// them.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` if `count` is 0 or more than the minors of a major; the errno of
+    /// `alloc_chrdev_region` (`EBUSY` when no major is free); `ENOMEM`.
     pub fn new(count: u32, name: &'static CStr) -> Result<Arc<Self>> {
         if count == 0 || count > 1 << MINOR_BITS {
             return Err(EINVAL);
@@ -234,6 +239,11 @@ impl<T: Operations> Registration<T> {
     /// Registers minor `index` of `region` as `/dev/<name>`, with `data` for its files.
     ///
     /// An open file holds a reference to `module`, so the module cannot go away under it.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` if `index` is not a minor of `region`; `ENOMEM`; the errno of `cdev_device_add`
+    /// (`EEXIST` if the name is taken).
     pub fn new<'a>(
         region: &'a Arc<ChrdevRegion>,
         index: u32,

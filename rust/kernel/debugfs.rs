@@ -19,7 +19,7 @@
 //!
 //! let dir = Dir::new(kernel::c_str!("rust_debugfs_doctest"))?;
 //! dir.subdir(kernel::c_str!("device0"))?
-//!     .counter(kernel::c_str!("events"), &EVENTS)?;
+//!     .counter(kernel::c_str!("events"), &EVENTS);
 //! EVENTS.fetch_add(1, Ordering::Relaxed);
 //! // Removes `device0/events` too.
 //! drop(dir);
@@ -75,7 +75,9 @@ unsafe impl Sync for Dir {}
 impl Dir {
     /// Creates the directory `name` at the top of debugfs.
     ///
-    /// Fails with `EEXIST` if it exists, and `ENODEV` if debugfs is not available.
+    /// # Errors
+    ///
+    /// `EEXIST` if the directory exists, `ENODEV` if debugfs is not available, `ENOMEM`.
     pub fn new(name: &CStr) -> Result<Self> {
         // INVARIANT: Created here, removed in `drop`.
         Ok(Self {
@@ -85,6 +87,10 @@ impl Dir {
     }
 
     /// Creates the directory `name` in this one; it is removed with it.
+    ///
+    /// # Errors
+    ///
+    /// `EEXIST` if the directory exists, `ENOMEM`.
     pub fn subdir(&self, name: &CStr) -> Result<SubDir<'_>> {
         Ok(SubDir {
             // SAFETY: The directory is live (type invariant).
@@ -93,11 +99,11 @@ impl Dir {
         })
     }
 
-    /// Creates a read-only file `name` that shows `value` in decimal.
-    pub fn counter(&self, name: &CStr, value: &'static AtomicU64) -> Result {
+    /// Creates a read-only file `name` that shows `value` in decimal. Like C's callers of
+    /// `debugfs_create_u64`, it reports no error: a file that could not be created is missing.
+    pub fn counter(&self, name: &CStr, value: &'static AtomicU64) {
         // SAFETY: The directory is live (type invariant).
         unsafe { create_counter(self.dentry, name, value) };
-        Ok(())
     }
 }
 
@@ -120,10 +126,10 @@ pub struct SubDir<'a> {
 }
 
 impl SubDir<'_> {
-    /// Creates a read-only file `name` that shows `value` in decimal.
-    pub fn counter(&self, name: &CStr, value: &'static AtomicU64) -> Result {
+    /// Creates a read-only file `name` that shows `value` in decimal. Like C's callers of
+    /// `debugfs_create_u64`, it reports no error: a file that could not be created is missing.
+    pub fn counter(&self, name: &CStr, value: &'static AtomicU64) {
         // SAFETY: The directory is live while its parent is (type invariant).
         unsafe { create_counter(self.dentry, name, value) };
-        Ok(())
     }
 }

@@ -110,8 +110,10 @@ impl<'o> Range<'o> {
     ///
     /// Device-private pages of `owner` are reported as they are; those of other owners are
     /// migrated back to system memory first (a fault), as are all of them without an owner.
-    /// Fails with `EINVAL` for an unaligned or empty range or one of more than
-    /// [`RANGE_MAX_PAGES`] pages.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` for an unaligned or empty range or one of more than [`RANGE_MAX_PAGES`] pages.
     #[inline]
     pub fn new(
         start: usize,
@@ -376,8 +378,11 @@ impl Retry {
         }
     }
 
-    /// Before another try: lets others run (invalidations, say); `EINTR` if the task is being
-    /// killed, `EBUSY` past the deadline.
+    /// Before another try: lets others run (invalidations, say).
+    ///
+    /// # Errors
+    ///
+    /// `EINTR` if the task is being killed, `EBUSY` once the deadline has passed.
     ///
     /// # Context
     ///
@@ -472,12 +477,16 @@ fn walk<'n, T: IntervalNotifierOps>(
 /// `notifier` locked and no invalidation since the read (the canonical HMM loop).
 ///
 /// `mm` is the notifier's address space, its users pinned by the caller (see
-/// [`Mm::mmget_not_zero`](crate::mm::Mm::mmget_not_zero)). Returns `EINVAL` if `mm` is not the
-/// notifier's or the range is not inside the notifier's interval, `EBUSY` if invalidations
-/// kept interrupting the read for [`RANGE_DEFAULT_TIMEOUT_MS`], `EINTR` if the task is being
-/// killed (while it waits for the mmap lock, or before a retry), and what `hmm_range_fault`
-/// returns: `EFAULT` for an address with no VMA, or one whose VMA does not allow the request,
-/// `EPERM` for a write to a read-only mapping.
+/// [`Mm::mmget_not_zero`](crate::mm::Mm::mmget_not_zero)).
+///
+/// # Errors
+///
+/// `EINVAL` if `mm` is not the notifier's address space or the range is not inside the
+/// notifier's interval; `EBUSY` if invalidations kept interrupting the read for
+/// [`RANGE_DEFAULT_TIMEOUT_MS`]; `EINTR` if the task is being killed (while it waits for the
+/// mmap lock, or before a retry); and what `hmm_range_fault` returns: `EFAULT` for an address
+/// with no VMA, or one whose VMA does not allow the request, `EPERM` for a write to a
+/// read-only mapping.
 ///
 /// # Context
 ///
@@ -523,6 +532,10 @@ pub(crate) fn fault_in_locked<T: IntervalNotifierOps>(
 }
 
 /// [`range_fault`] for a caller that holds the mmap read lock of the notifier's address space.
+///
+/// # Errors
+///
+/// As [`range_fault`]'s, but for the wait for the mmap lock, which the caller holds.
 ///
 /// # Context
 ///

@@ -249,8 +249,10 @@ impl<'a> Entry<'a> {
     /// Gives the page a destination in system memory, filled by `T::copy_to_ram` from the
     /// device page `page` (its source).
     ///
-    /// Fails with `EINVAL` if `page` is not this entry's source, `ENOMEM`, or as the copy
-    /// does; the page then stays where it is.
+    /// # Errors
+    ///
+    /// `EINVAL` if `page` is not this entry's source; `ENOMEM`; or the copy's error. The page then
+    /// stays where it is.
     #[inline]
     pub fn copy_to_ram<T: PagemapOps>(self, page: &DevicePage<'_, T>) -> Result {
         if migrate_pfn_to_page(self.src) != NonNull::new(page.as_ref().as_raw()) {
@@ -317,12 +319,15 @@ pub struct Migrated {
 /// owner of the device memory involved, and the destinations given by `fill`.
 ///
 /// `vma` comes from a held mmap lock ([`MmapReadGuard::vma_lookup`]), which stays held for the
-/// whole migration. Returns what `fill` returned, and what moved. Fails with `EINVAL` for a
-/// range that is unaligned, empty, of more than [`MIGRATE_MAX_PAGES`] pages or not inside
-/// `vma`, or for a VMA that cannot migrate (hugetlb, `VM_IO`, `VM_PFNMAP`, DAX...), and
-/// `ENOMEM`.
+/// whole migration. Returns what `fill` returned, and what moved.
 ///
 /// [`MmapReadGuard::vma_lookup`]: crate::mm::MmapReadGuard::vma_lookup
+///
+/// # Errors
+///
+/// `EINVAL` for a range that is unaligned, empty, of more than [`MIGRATE_MAX_PAGES`] pages or
+/// not inside `vma`, or for a VMA that cannot migrate (hugetlb, `VM_IO`, `VM_PFNMAP`, DAX...);
+/// `ENOMEM`.
 ///
 /// # Context
 ///

@@ -205,7 +205,11 @@ impl MmWithUser {
         }
     }
 
-    /// Takes the mmap lock for reading, or fails with `EINTR` if a fatal signal arrives first.
+    /// Takes the mmap lock for reading.
+    ///
+    /// # Errors
+    ///
+    /// `EINTR` if a fatal signal arrives before the lock is taken.
     #[inline]
     pub fn mmap_read_lock_killable(&self) -> Result<MmapReadGuard<'_>> {
         // SAFETY: The pointer is valid since `self` is a reference; taking a sleeping lock, the

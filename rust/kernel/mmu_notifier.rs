@@ -339,8 +339,12 @@ unsafe impl<T: IntervalNotifierOps> Sync for MmuIntervalNotifier<T> {}
 impl<T: IntervalNotifierOps> MmuIntervalNotifier<T> {
     /// Watches `[start, start + length)` of `mm` with `state` as the notifier's state.
     ///
-    /// The notifier keeps `mm` (the struct, not its users) until it is dropped. Fails with
-    /// `EOVERFLOW` for an empty range or one that wraps around, as the C function does.
+    /// The notifier keeps `mm` (the struct, not its users) until it is dropped.
+    ///
+    /// # Errors
+    ///
+    /// `EOVERFLOW` for an empty range or one that wraps around, as the C function does;
+    /// `ENOMEM`.
     ///
     /// # Context
     ///
@@ -365,6 +369,10 @@ impl<T: IntervalNotifierOps> MmuIntervalNotifier<T> {
     /// using what it looked up before (nouveau's notifier skips them the same way). The
     /// revocation of such an entry (a CPU access) carries no owner, and invalidates. With
     /// `None`, this is [`Self::new`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::new`]'s.
     pub fn new_ignoring_exclusive<'a>(
         mm: &'a MmWithUser,
         start: usize,

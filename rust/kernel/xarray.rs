@@ -188,7 +188,13 @@ impl<'a, T: ForeignOwnable> Guard<'a, T> {
     /// Stores `value` at `index` and returns the entry it replaces.
     ///
     /// `gfp` is for the tree's nodes: with a sleeping allocation the lock is dropped while
-    /// allocating. On failure the value is handed back.
+    /// allocating.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`], with the value handed back: `ENOMEM` if a node cannot be allocated with
+    /// `gfp`; `EINVAL` if the value's pointer is null or has the bits of one of the XArray's
+    /// internal entries.
     pub fn store(
         &mut self,
         index: usize,

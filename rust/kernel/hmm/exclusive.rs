@@ -118,9 +118,12 @@ use core::ptr::NonNull;
 /// them, in address order: `None` for a page that could not be made exclusive.
 ///
 /// The MMU notifier event of the change carries `owner` (the C test driver passes none;
-/// a revocation by a CPU access never has one). Fails with `EINVAL` for an unaligned or empty
-/// range or one of more than [`RANGE_MAX_PAGES`] pages, and with the errno of
-/// `make_device_exclusive_range` (`EFAULT` where nothing is mapped, ...).
+/// a revocation by a CPU access never has one).
+///
+/// # Errors
+///
+/// `EINVAL` for an unaligned or empty range or one of more than [`RANGE_MAX_PAGES`] pages;
+/// the errno of `make_device_exclusive_range` (`EFAULT` where nothing is mapped, ...).
 ///
 /// # Context
 ///

@@ -207,6 +207,10 @@ pub struct Mirror<T: MirrorOps> {
 impl<T: MirrorOps + 'static> Mirror<T> {
     /// Mirrors `[start, start + length)` of `mm`, with `data` as the driver's state.
     ///
+    /// # Errors
+    ///
+    /// As [`MmuIntervalNotifier::new`]'s, and `ENOMEM`.
+    ///
     /// # Context
     ///
     /// Sleeps; not with the mmap lock of `mm` held (see [`MmuIntervalNotifier::new`]).
@@ -221,6 +225,10 @@ impl<T: MirrorOps + 'static> Mirror<T> {
 
     /// [`Self::new`] for a device whose memory belongs to `owner`: the mirror can map
     /// device-exclusive pages ([`Self::make_exclusive`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::new`]'s.
     pub fn with_owner(
         mm: &MmWithUser,
         start: usize,
@@ -276,12 +284,16 @@ impl<T: MirrorOps + 'static> Mirror<T> {
     /// start again, for at most [`RANGE_DEFAULT_TIMEOUT_MS`](super::RANGE_DEFAULT_TIMEOUT_MS)
     /// (then `EBUSY`); invalidations elsewhere in the address space do not.
     ///
-    /// Fails with `EBUSY` if a page cannot be made exclusive (not anonymous memory, a tail
-    /// page of a huge page) or invalidations of the range kept coming, `EINVAL` for a mirror
-    /// without an owner, another address space or a range outside the mirror, `EINTR` if the
-    /// task is being killed, `EFAULT` where nothing is mapped and `EPERM` (or `EFAULT`) where
-    /// the mapping cannot be written. Pages converted but not mapped stay device-exclusive in
-    /// the CPU page tables until the CPU touches them, as in C.
+    /// Pages converted but not mapped stay device-exclusive in the CPU page tables until the
+    /// CPU touches them, as in C.
+    ///
+    /// # Errors
+    ///
+    /// `EBUSY` if a page cannot be made exclusive (not anonymous memory, a tail page of a huge
+    /// page) or invalidations of the range kept coming; `EINVAL` for a mirror without an owner,
+    /// another address space or a range outside the mirror; `EINTR` if the task is being killed;
+    /// `EFAULT` where nothing is mapped, and `EPERM` (or `EFAULT`) where the mapping cannot be
+    /// written.
     ///
     /// # Context
     ///
@@ -345,12 +357,16 @@ impl<T: MirrorOps + 'static> Mirror<T> {
     /// would have been seen. Otherwise they are mapped from a read of the CPU page tables after
     /// the migration, as [`Self::fault_locked`] with [`Request::Snapshot`] would.
     ///
-    /// Returns what `fill` returned and what moved. Fails with `EINVAL` for a mirror without an
-    /// owner, a lock or VMA of another address space or a range outside the mirror, as
-    /// `migrate_vma` does, and as the read of the CPU page tables does.
+    /// Returns what `fill` returned and what moved.
     ///
     /// [`Select::SYSTEM`]: crate::migrate::Select::SYSTEM
     /// [`Request::Snapshot`]: super::Request::Snapshot
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` for a mirror without an owner, a lock or VMA of another address space or a range
+    /// outside the mirror; then as [`migrate_vma`](crate::migrate::migrate_vma) does, and as the
+    /// read of the CPU page tables does ([`range_fault`](super::range_fault)).
     ///
     /// # Context
     ///
@@ -504,8 +520,10 @@ impl<T: MirrorOps + 'static> Mirror<T> {
     /// result and the mirror locked; `commit` may [`MirrorCommit::map`] it into the device
     /// page table.
     ///
-    /// Fails with `EINVAL` if `range` is not inside the mirrored interval, and as
-    /// [`range_fault`] does.
+    /// # Errors
+    ///
+    /// `EINVAL` if `range` is not inside the mirrored interval; otherwise as
+    /// [`range_fault`](super::range_fault).
     ///
     /// # Context
     ///
@@ -525,6 +543,10 @@ impl<T: MirrorOps + 'static> Mirror<T> {
 
     /// [`Self::fault`] for a caller that holds the mmap read lock of the mirrored address
     /// space.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::fault`]'s, but for the wait for the mmap lock, which the caller holds.
     ///
     /// # Context
     ///
@@ -607,8 +629,10 @@ impl<'a, T: MirrorOps> MirrorCommit<'a, T> {
     /// Maps every page of the result into the device page table (writable where the CPU
     /// mapping is).
     ///
-    /// Fails with `EFAULT` if a page is not mapped (a [`Request::Snapshot`] result) or cannot
-    /// be accessed, and `ENOMEM`; the pages before the failing one are mapped.
+    /// # Errors
+    ///
+    /// `EFAULT` if a page is not mapped (a [`Request::Snapshot`] result) or cannot be accessed;
+    /// `ENOMEM`. The pages before the failing one are mapped.
     ///
     /// [`Request::Snapshot`]: super::Request::Snapshot
     pub fn map(&mut self) -> Result {
@@ -623,6 +647,12 @@ impl<'a, T: MirrorOps> MirrorCommit<'a, T> {
     /// after `mprotect` or `fork`, even when writing was asked (the C module `WARN`s there);
     /// the caller that wants to write it migrates it back to system memory, where the write
     /// fault breaks copy-on-write, and faults again.
+    ///
+    /// # Errors
+    ///
+    /// `EFAULT` for a page that is not mapped or not accessible, unless `skip_unmapped`; `EACCES`
+    /// for a page of a [`Request::Write`] result that is not writable; `ENOMEM`. The pages before
+    /// the failing one are mapped.
     ///
     /// [`Request::Write`]: super::Request::Write
     pub fn map_if(

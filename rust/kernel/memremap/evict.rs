@@ -23,8 +23,11 @@ impl<T: PagemapOps> Pagemap<T> {
     /// (`migrate_device_range`), wherever it is mapped.
     ///
     /// Busy pages (locked by a concurrent migration or fault) are retried, a bounded number
-    /// of times: fails with `EBUSY` if pages are left, and with `EINTR` if the task is being
-    /// killed. Pages allocated meanwhile are not waited for.
+    /// of times. Pages allocated meanwhile are not waited for.
+    ///
+    /// # Errors
+    ///
+    /// `EBUSY` if pages are left after the retries; `EINTR` if the task is being killed.
     ///
     /// # Context
     ///

@@ -317,9 +317,10 @@ impl<T: PagemapOps> Pagemap<T> {
     /// Maps device memory as `memory` says, owned by `owner`, with `data` as the driver's
     /// data; `name` names the range in `/proc/iomem`.
     ///
-    /// Fails with `EBUSY` if a device-coherent range is claimed already, `ENXIO` if it is
-    /// RAM, `ERANGE` if no free range is left for device-private memory, `EINVAL` for a bad
-    /// size, and `ENOMEM`.
+    /// # Errors
+    ///
+    /// `EBUSY` if a device-coherent range is claimed already, `ENXIO` if it is RAM, `ERANGE` if no
+    /// free range is left for device-private memory, `EINVAL` for a bad size; `ENOMEM`.
     ///
     /// # Context
     ///
@@ -415,8 +416,10 @@ impl<T: PagemapOps> Pagemap<T> {
     /// Allocates a free page, with `data` as its [`PagemapOps::PageData`], for a migration
     /// destination (`zone_device_page_init`).
     ///
-    /// Fails with `ENOMEM` when every page is in use, and `EBUSY` once the pagemap is being
-    /// removed; `data` is dropped then.
+    /// # Errors
+    ///
+    /// `ENOMEM` when every page is in use; `EBUSY` once the pagemap is being removed. `data` is
+    /// dropped then.
     ///
     /// # Context
     ///

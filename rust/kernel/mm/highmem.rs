@@ -125,7 +125,11 @@ impl<'a> CpuPage<'a> {
         }
     }
 
-    /// Copies `dst.len()` bytes from `offset` in the page into `dst`; `EINVAL` past the page.
+    /// Copies `dst.len()` bytes from `offset` in the page into `dst`.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` if the bytes would reach past the page.
     pub fn read(&self, offset: usize, dst: &mut [u8]) -> Result {
         Self::check(offset, dst.len())?;
         // SAFETY: The page is valid and CPU-addressable (type invariant) and the bytes are
@@ -139,11 +143,14 @@ impl<'a> CpuPage<'a> {
     }
 
     /// Appends the bytes of the page to `dst`, in its spare capacity: it never allocates, so
-    /// it may run under a lock that reclaim takes (an MMU notifier's, say). `ENOSPC` if `dst`
-    /// has no room for a page.
+    /// it may run under a lock that reclaim takes (an MMU notifier's, say).
     ///
     /// With a vector allocated once for the pages it will hold, the bytes are copied once:
     /// nothing zeroes the memory first.
+    ///
+    /// # Errors
+    ///
+    /// `ENOSPC` if `dst` has no room for a page.
     pub fn append_to<A: Allocator>(&self, dst: &mut Vec<u8, A>) -> Result {
         let len = dst.len();
         let spare = dst
@@ -160,7 +167,11 @@ impl<'a> CpuPage<'a> {
         Ok(())
     }
 
-    /// Copies `src` to `offset` in the page; `EINVAL` past the page.
+    /// Copies `src` to `offset` in the page.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` if the bytes would reach past the page.
     pub fn write(&self, offset: usize, src: &[u8]) -> Result {
         Self::check(offset, src.len())?;
         // SAFETY: As in `read`; the page's memory is only ever reached through C copies, so

@@ -24,8 +24,11 @@ pub struct PageRange {
 }
 
 impl PageRange {
-    /// The range `[start, end)`: `EINVAL` unless both ends are page-aligned and
-    /// `start < end`.
+    /// The range `[start, end)`.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` unless both ends are page-aligned and `start < end`.
     ///
     /// # Examples
     ///
@@ -74,8 +77,12 @@ impl PageRange {
 ///
 /// Between pieces it lets others run (`cond_resched`), and stops with `EINTR` if the task is
 /// being killed: a walk over a range sized by user space cannot hold a CPU or an unkillable
-/// task for long. Not before the first piece: a walk of one piece is one call. Returns the
-/// first error of `next` or `f`.
+/// task for long. Not before the first piece: a walk of one piece is one call.
+///
+/// # Errors
+///
+/// `EINTR` if the task is being killed between pieces; `EINVAL` if `next` does not move
+/// forward or goes past `end`; the first error of `next` or `f`.
 ///
 /// # Examples
 ///

@@ -248,10 +248,13 @@ impl VmaMixedMap {
 
     /// Maps `page` at `address`, which must be page aligned and inside the VMA.
     ///
-    /// The mapping takes its own reference to the page, so the caller may drop `page`. Fails
-    /// with `EINVAL` for an unaligned address, `EFAULT` for an address outside the VMA (as the
-    /// C function), `EBUSY` if something is mapped there already, and `ENOMEM` if a page
-    /// table cannot be allocated.
+    /// The mapping takes its own reference to the page, so the caller may drop `page`.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` for an unaligned address, `EFAULT` for an address outside the VMA (as the C
+    /// function), `EBUSY` if something is mapped there already, `ENOMEM` if a page table
+    /// cannot be allocated.
     pub fn vm_insert_page(&self, address: usize, page: &Page) -> Result {
         if address % crate::page::PAGE_SIZE != 0 {
             return Err(EINVAL);

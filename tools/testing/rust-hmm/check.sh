@@ -63,6 +63,10 @@ if [ "$rustdoc_ours" != 0 ]; then
 	bad "rustdoc warnings in our files"
 fi
 
+# 2d. Every fallible public function of the kernel crate has an `# Errors` section.
+echo "[check] # Errors sections"
+python3 "$HERE/doc-errors.py" $(echo "$RS" | grep '^rust/kernel/') || bad "doc-errors: a fallible public function has no # Errors section"
+
 # 3. checkpatch on our patches to existing kernel files and on our C files.
 echo "[check] checkpatch"
 for p in patches/*.patch; do
