@@ -63,6 +63,19 @@ if [ "$rustdoc_ours" != 0 ]; then
 	bad "rustdoc warnings in our files"
 fi
 
+# 2c'. Documentation/rust/hmm.rst renders (make htmldocs of Documentation/rust) without a
+# warning of its own; the HTML lands in $KSRC/Documentation/output/rust/hmm.html.
+echo "[check] htmldocs (Documentation/rust)"
+htmldocs_log=$LOGS/htmldocs.log
+make -C "$KSRC" "${KMAKE[@]}" CLIPPY=1 htmldocs SPHINXDIRS=rust >"$htmldocs_log" 2>&1 ||
+	bad "htmldocs: the build failed (see $htmldocs_log)"
+htmldocs_ours=$(grep -c 'Documentation/rust/hmm\.rst' "$htmldocs_log" || true)
+echo "htmldocs: Documentation/rust/hmm.rst: $htmldocs_ours warnings"
+if [ "$htmldocs_ours" != 0 ] || [ ! -s "$KSRC/Documentation/output/rust/hmm.html" ]; then
+	grep 'Documentation/rust/hmm\.rst' "$htmldocs_log" >&2 || true
+	bad "htmldocs: Documentation/rust/hmm.rst has warnings or did not render"
+fi
+
 # 2d. Every fallible public function of the kernel crate has an `# Errors` section.
 echo "[check] # Errors sections"
 python3 "$HERE/doc-errors.py" $(echo "$RS" | grep '^rust/kernel/') || bad "doc-errors: a fallible public function has no # Errors section"

@@ -10,7 +10,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 V=$RUST_HMM_LLVM
 PKGS="linux-source-6.12 clang$V lld$V llvm$V libclang$V-dev qemu-system-x86
       busybox-static bc flex bison libelf-dev libssl-dev cpio xz-utils make gcc
-      libc6-dev python3 perl rsync"
+      libc6-dev python3 perl rsync python3-sphinx python3-sphinx-rtd-theme"
 
 missing=()
 for p in $PKGS; do
