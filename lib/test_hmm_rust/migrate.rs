@@ -142,6 +142,7 @@ fn for_each_vma_batch<'m>(
     let next = |addr| {
         let vma = mmap.vma_lookup(addr);
         check(vma)?;
+        // `check` refuses a hole in both callers; a `None` it let through is one too.
         let vma = vma.ok_or(EFAULT)?;
         cur.set(Some(vma));
         Ok(chunk_end(addr, end, BATCH_SIZE)?.min(vma.end()))

@@ -47,10 +47,12 @@ fi
 
 # 2c. rustdoc of the kernel crate: no warning in our files (broken or private intra-doc
 # links, bare URLs, invalid code blocks...). The HTML lands in $KSRC/Documentation/output/rust.
-echo "[check] rustdoc"
+echo "[check] rustdoc and htmldocs (Documentation/rust)"
 . "$HERE/toolchain.sh"
-rustdoc_log=$LOGS/rustdoc.log
-make -C "$KSRC" "${KMAKE[@]}" rustdoc >"$rustdoc_log" 2>&1 || bad "rustdoc: the build failed (see $rustdoc_log)"
+# `make htmldocs` (2c' below) builds the rustdoc too, with CONFIG_RUST: one build, one log.
+rustdoc_log=$LOGS/htmldocs.log
+make -C "$KSRC" "${KMAKE[@]}" CLIPPY=1 htmldocs SPHINXDIRS=rust >"$rustdoc_log" 2>&1 ||
+	bad "htmldocs: the build failed (see $rustdoc_log)"
 # A warning's first location line ("--> path:line:col") names its file.
 rustdoc_ours=$(awk -v ours="^($ours):" '
 	/^warning: [0-9]+ warnings? emitted/ { next }
@@ -65,10 +67,7 @@ fi
 
 # 2c'. Documentation/rust/hmm.rst renders (make htmldocs of Documentation/rust) without a
 # warning of its own; the HTML lands in $KSRC/Documentation/output/rust/hmm.html.
-echo "[check] htmldocs (Documentation/rust)"
-htmldocs_log=$LOGS/htmldocs.log
-make -C "$KSRC" "${KMAKE[@]}" CLIPPY=1 htmldocs SPHINXDIRS=rust >"$htmldocs_log" 2>&1 ||
-	bad "htmldocs: the build failed (see $htmldocs_log)"
+htmldocs_log=$rustdoc_log
 htmldocs_ours=$(grep -c 'Documentation/rust/hmm\.rst' "$htmldocs_log" || true)
 echo "htmldocs: Documentation/rust/hmm.rst: $htmldocs_ours warnings"
 if [ "$htmldocs_ours" != 0 ] || [ ! -s "$KSRC/Documentation/output/rust/hmm.html" ]; then
