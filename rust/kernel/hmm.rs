@@ -42,6 +42,7 @@ use core::marker::PhantomData;
 #[cfg(CONFIG_DEVICE_PRIVATE)]
 pub mod exclusive;
 mod mirror;
+pub mod policy;
 mod table;
 pub use mirror::{Mirror, MirrorCommit, MirrorGuard, MirrorOps};
 pub use table::{DevicePageTable, MirroredPage};

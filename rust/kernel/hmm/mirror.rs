@@ -350,7 +350,8 @@ impl<T: MirrorOps + 'static> Mirror<T> {
     /// mirror's owner (`fill` gives the destinations), then maps in the device page table every
     /// page of the range that is on the device: read-only where the CPU maps it read-only.
     ///
-    /// When every page of the range moves and no invalidation other than migrations by the
+    /// When every page of the range moves, the process may read them (a `PROT_NONE` range is
+    /// not mapped; C drivers map it) and no invalidation other than migrations by the
     /// mirror's owner ran since the start, the pages are mapped from the migration itself,
     /// while it still holds them locked (C drivers do the same, without the check): no other
     /// migration can move them before the CPU maps them, and any other change of the range
@@ -474,7 +475,9 @@ impl<T: MirrorOps + 'static> Mirror<T> {
         let (ret, mapped, migrated) =
             crate::migrate::migrate_vma_then(vma, start, end, select, owner, fill, |moved| {
                 let foreign = foreign?;
-                if !moved.all() {
+                // Pages the process may not read (`PROT_NONE`) move, but the device must not
+                // read them either: left to the read of the page tables, which refuses them.
+                if !moved.all() || vma.flags() & crate::mm::virt::flags::READ == 0 {
                     return None;
                 }
                 let mut state = self.notifier.lock();

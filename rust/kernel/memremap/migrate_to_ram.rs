@@ -12,6 +12,7 @@ use crate::{
     mm::{
         highmem::CpuPage,
         pfn_array::{migrate_pfn, migrate_pfn_to_page, MIGRATE_PFN_MIGRATE},
+        range::PageRange,
         virt::VmaRef,
     },
     page::PAGE_SIZE,
@@ -70,14 +71,14 @@ pub(super) unsafe extern "C" fn migrate_to_ram<T: PagemapOps>(
     let vma_ref = unsafe { VmaRef::from_raw(vma) };
 
     // The naturally aligned block of `1 << order` pages around the fault, inside the VMA.
-    let size = PAGE_SIZE
-        << pagemap
-            .data()
-            .fault_around_order()
-            .min(MAX_FAULT_AROUND_ORDER);
-    let start = (addr & !(size - 1)).max(vma_ref.start());
-    let end = (addr & !(size - 1)).saturating_add(size).min(vma_ref.end());
-    if end - start > PAGE_SIZE {
+    let order = pagemap
+        .data()
+        .fault_around_order()
+        .min(MAX_FAULT_AROUND_ORDER);
+    let block = PageRange::new(vma_ref.start(), vma_ref.end())
+        .and_then(|vma| vma.block_around(addr, order));
+    if let Some(block) = block.ok().filter(|block| block.npages() > 1) {
+        let (start, end) = (block.start(), block.end());
         // SAFETY: As this function's: `[start, end)` is inside the VMA and holds `addr`.
         if let Some(ret) = unsafe { migrate_around_to_ram(pagemap, vmf, start, end) } {
             return ret;

@@ -38,8 +38,9 @@ pub enum MemoryType {
 /// Where the memory of a [`Pagemap`] is.
 #[derive(Clone, Copy, Debug)]
 pub enum Memory {
-    /// Device-private memory of `size` bytes, in a physical range no RAM or device uses
-    /// (rounded up to a memory section, 128 MiB on x86-64).
+    /// Device-private memory of `size` bytes (whole pages), in a physical range no RAM or
+    /// device uses. The kernel reserves the range rounded up to a memory section (128 MiB on
+    /// x86-64); the pagemap hands out `size` bytes of it, no more.
     DevicePrivate {
         /// The size in bytes.
         size: usize,
@@ -279,13 +280,15 @@ impl Drop for MemRegion {
 ///
 /// # Invariants
 ///
-/// * `pgmap` was mapped with `memremap_pages` (type and range as `memory`, `start_pfn`,
-///   `npages`; owner `owner`; ops `PagemapVtable<T>`) and is unmapped only in `drop`.
+/// * `pgmap` was mapped with `memremap_pages` (type as `memory`; a range from `start_pfn` of
+///   at least `npages` pages; owner `owner`; ops `PagemapVtable<T>`) and is unmapped only in
+///   `drop`.
 /// * The struct is `repr(C)` and its first two fields do not depend on `T`: the `type_id` of
 ///   any `Pagemap<U>` sits at the same offset from its `pgmap`, so a page's pagemap can be
 ///   checked to be a `Pagemap<T>` before it is used as one.
-/// * A page of the range is allocated (refcount above zero, `zone_device_data` from
-///   `T::PageData::into_foreign`) exactly when its index is not among the free pages.
+/// * A page of the first `npages` is allocated (refcount above zero, `zone_device_data` from
+///   `T::PageData::into_foreign`) exactly when its index is not among the free pages; the
+///   pages after them (up to the end of a section) are never allocated.
 #[repr(C)]
 #[pin_data(PinnedDrop)]
 pub struct Pagemap<T: PagemapOps> {
@@ -332,9 +335,10 @@ impl<T: PagemapOps> Pagemap<T> {
         data: T,
     ) -> impl PinInit<Self, Error> {
         let region = MemRegion::claim(memory, name);
-        let memory = match memory {
-            Memory::DevicePrivate { .. } => MemoryType::DevicePrivate,
-            Memory::DeviceCoherent { .. } => MemoryType::DeviceCoherent,
+        // The pages handed out: what was asked, even where the range claimed is larger.
+        let (memory, size) = match memory {
+            Memory::DevicePrivate { size } => (MemoryType::DevicePrivate, size),
+            Memory::DeviceCoherent { size, .. } => (MemoryType::DeviceCoherent, size),
         };
         try_pin_init!(Self {
             region: region?,
@@ -342,7 +346,10 @@ impl<T: PagemapOps> Pagemap<T> {
             owner,
             memory,
             start_pfn: usize::try_from(region.start >> PAGE_SHIFT)?,
-            npages: usize::try_from(region.len >> PAGE_SHIFT)?,
+            npages: match size >> PAGE_SHIFT {
+                0 => Err(EINVAL)?,
+                n => n.min(usize::try_from(region.len >> PAGE_SHIFT)?),
+            },
             free <- {
                 let (name, key) = free_list_lock_class();
                 SpinLock::new(FreeList::new(*npages)?, name, key)
@@ -402,7 +409,7 @@ impl<T: PagemapOps> Pagemap<T> {
         self.start_pfn
     }
 
-    /// The number of pages of the range.
+    /// The number of pages the pagemap hands out: the size asked for, in pages.
     #[inline]
     pub fn npages(&self) -> usize {
         self.npages

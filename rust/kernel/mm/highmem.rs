@@ -65,7 +65,11 @@ use crate::{
     prelude::*,
     types::ForeignOwnable,
 };
-use core::{marker::PhantomData, ptr::NonNull};
+use core::{
+    marker::PhantomData,
+    ptr::NonNull,
+    sync::atomic::{AtomicU64, Ordering},
+};
 
 /// A page that the CPU can address, borrowed for `'a`.
 ///
@@ -78,6 +82,13 @@ pub struct CpuPage<'a> {
     page: NonNull<bindings::page>,
     _p: PhantomData<&'a bindings::page>,
 }
+
+// SAFETY: A borrowed page may be reached from any thread: every access maps it for the
+// moment of a C copy (`kmap_local_page`) on the CPU that makes it.
+unsafe impl Send for CpuPage<'_> {}
+
+// SAFETY: As for `Send`: the methods take `&self` and only copy through C.
+unsafe impl Sync for CpuPage<'_> {}
 
 impl<'a> CpuPage<'a> {
     /// Borrows a page allocated with [`Page::alloc_page`].
@@ -186,6 +197,72 @@ impl<'a> CpuPage<'a> {
         // SAFETY: Both pages are valid and CPU-addressable (type invariant), `src` may be
         // read and `self` written; the page's memory is only ever reached through C copies.
         unsafe { bindings::copy_highpage(self.as_raw(), src.as_raw()) };
+    }
+
+    /// Runs `op` on the `u64` at `offset` (8-byte aligned) in the page, as an atomic of
+    /// the CPU on the page's memory: atomic against the CPU's own atomic instructions on that
+    /// memory, through any mapping (a user's included), as a device's atomics over a coherent
+    /// bus would be.
+    fn atomic_u64<R>(&self, offset: usize, op: impl FnOnce(&AtomicU64) -> R) -> Result<R> {
+        if offset % 8 != 0 {
+            return Err(EINVAL);
+        }
+        Self::check(offset, 8)?;
+        // SAFETY: The page is valid and CPU-addressable (type invariant); the mapping is
+        // undone below, on this CPU, before anything else is mapped.
+        let base = unsafe { bindings::kmap_local_page(self.as_raw()) };
+        // SAFETY: `offset + 8` is within the page and `offset` is 8-byte aligned, as is the
+        // page: the `u64` is valid and aligned for atomic access while the page is mapped.
+        // Other accesses to it are atomics too, or the C copies of this type and user space,
+        // which may tear what they read; none is through a Rust reference.
+        let ret = op(unsafe { AtomicU64::from_ptr(base.cast::<u8>().add(offset).cast()) });
+        // SAFETY: `base` was mapped above, on this CPU, and is the last mapping made.
+        unsafe { bindings::kunmap_local(base) };
+        Ok(ret)
+    }
+
+    /// Atomically adds `value` to the `u64` at `offset` (8-byte aligned; native byte order)
+    /// and returns the old value; atomic against the CPU's atomics on the page.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` for an offset that is not 8-byte aligned or past the page.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kernel::alloc::flags::__GFP_ZERO;
+    /// use kernel::mm::highmem::CpuPage;
+    /// use kernel::page::Page;
+    ///
+    /// let page = Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?;
+    /// let cpu = CpuPage::from_page(&page);
+    /// assert_eq!(cpu.fetch_add_u64(8, 5)?, 0);
+    /// assert_eq!(cpu.compare_exchange_u64(8, 5, 7)?, 5);
+    /// assert_eq!(cpu.compare_exchange_u64(8, 5, 9)?, 7);
+    /// let mut bytes = [0u8; 8];
+    /// cpu.read(8, &mut bytes)?;
+    /// assert_eq!(u64::from_ne_bytes(bytes), 7);
+    /// assert!(cpu.fetch_add_u64(4, 1).is_err());
+    /// assert!(cpu.fetch_add_u64(4096, 1).is_err());
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn fetch_add_u64(&self, offset: usize, value: u64) -> Result<u64> {
+        self.atomic_u64(offset, |a| a.fetch_add(value, Ordering::SeqCst))
+    }
+
+    /// Atomically replaces the `u64` at `offset` (8-byte aligned) with `new` if it is
+    /// `current`; returns the value it had either way.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` for an offset that is not 8-byte aligned or past the page.
+    pub fn compare_exchange_u64(&self, offset: usize, current: u64, new: u64) -> Result<u64> {
+        self.atomic_u64(offset, |a| {
+            match a.compare_exchange(current, new, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(old) | Err(old) => old,
+            }
+        })
     }
 
     /// Fills the page with zeroes (`clear_highpage`).

@@ -69,6 +69,57 @@ impl PageRange {
     pub fn npages(&self) -> usize {
         (self.end - self.start) / PAGE_SIZE
     }
+
+    /// Whether `addr` is in the range.
+    #[inline]
+    pub fn contains(&self, addr: usize) -> bool {
+        self.start <= addr && addr < self.end
+    }
+
+    /// The block of `2^order` pages, aligned to its size, that holds `addr`, cut to this range
+    /// (a VMA's, say): what a fault-around moves or maps. The result holds the page of
+    /// `addr`; an order past the address space's is cut to it.
+    ///
+    /// So a driver that maps (or migrates) as large as the CPU maps never reaches past the
+    /// range it looked at: a CPU huge page may start before a VMA or end after it (the lesson
+    /// of `drm_gpusvm_hmm_pfn_to_order`).
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` if `addr` is not in the range.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kernel::mm::range::PageRange;
+    /// use kernel::page::PAGE_SIZE;
+    ///
+    /// let vma = PageRange::new(0x20_1000, 0x60_0000)?;
+    /// // The 2 MiB block of 0x41_2345: whole.
+    /// let block = vma.block_around(0x41_2345, 9)?;
+    /// assert_eq!((block.start(), block.end()), (0x40_0000, 0x60_0000));
+    /// // The block of 0x20_3000 starts before the VMA: cut to it.
+    /// let block = vma.block_around(0x20_3000, 9)?;
+    /// assert_eq!((block.start(), block.end()), (0x20_1000, 0x40_0000));
+    /// // Order 0: the page alone.
+    /// let page = vma.block_around(0x41_2345, 0)?;
+    /// assert_eq!((page.start(), page.npages()), (0x41_2000, 1));
+    /// assert_eq!(vma.block_around(0x60_0000, 9), Err(EINVAL));
+    /// assert!(vma.block_around(0x41_2345, 200).is_ok());
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn block_around(&self, addr: usize, order: u32) -> Result<PageRange> {
+        if !self.contains(addr) {
+            return Err(EINVAL);
+        }
+        let size = PAGE_SIZE.checked_shl(order).unwrap_or(0);
+        let mask = if size == 0 { usize::MAX } else { size - 1 };
+        let start = (addr & !mask).max(self.start);
+        let end = (addr | mask).saturating_add(1).min(self.end);
+        // INVARIANT: Both ends are page-aligned (the mask keeps at least the page's bits, and
+        // so do the range's ends), and `start <= addr & !(PAGE_SIZE - 1) < end`.
+        Ok(PageRange { start, end })
+    }
 }
 
 /// Calls `f` on the pieces of `[start, end)` that `next` cuts, in order: `next(pos)` is the

@@ -149,8 +149,11 @@ if [ "${RUST_HMM_USERSPACE:-1}" = 0 ]; then
 	exit 0
 fi
 
-# 6. The unmodified hmm-tests, static, against this tree's headers.
-if [ ! -f "$KSRC/usr/include/linux/types.h" ] || [ "$KSRC/Makefile" -nt "$KSRC/usr/include/linux/types.h" ]; then
+# 6. The unmodified hmm-tests, static, against this tree's headers (installed again when our
+# uapi header of the GPU sample changed).
+GPU_UAPI=$KSRC/include/uapi/linux/rust_hmm_gpu.h
+if [ ! -f "$KSRC/usr/include/linux/types.h" ] || [ "$KSRC/Makefile" -nt "$KSRC/usr/include/linux/types.h" ] ||
+	[ "$GPU_UAPI" -nt "$KSRC/usr/include/linux/rust_hmm_gpu.h" ]; then
 	make -C "$KSRC" "${MAKEFLAGS_K[@]}" headers >"$LOGS/headers.log" 2>&1
 fi
 SELFTEST=$KSRC/tools/testing/selftests/mm/hmm-tests.c
@@ -181,5 +184,14 @@ FUZZ=$REPO/tools/testing/rust-hmm/dmirror-fuzz.c
 if [ ! -x "$BUILD/dmirror-fuzz" ] || [ "$FUZZ" -nt "$BUILD/dmirror-fuzz" ]; then
 	step "dmirror-fuzz (static)"
 	gcc -static -Wall -O2 -I "$KSRC" -isystem "$KSRC/usr/include" -o "$BUILD/dmirror-fuzz" "$FUZZ" -lpthread
+fi
+# The kselftest of the GPU sample driver (tools/testing/selftests/rust_hmm_gpu, on the kernel's
+# kselftest_harness.h), static like the rest; compiled in its directory for short log lines.
+GPU_TESTS=$KSRC/tools/testing/selftests/rust_hmm_gpu/gpu-tests.c
+if [ ! -x "$BUILD/gpu-tests" ] || [ "$GPU_TESTS" -nt "$BUILD/gpu-tests" ] ||
+	[ "$KSRC/usr/include/linux/rust_hmm_gpu.h" -nt "$BUILD/gpu-tests" ]; then
+	step "gpu-tests (static)"
+	(cd "$(dirname "$GPU_TESTS")" && gcc -static -Wall -O2 -isystem "$KSRC/usr/include" \
+		-o "$BUILD/gpu-tests" gpu-tests.c -lpthread)
 fi
 step "done"

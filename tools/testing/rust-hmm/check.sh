@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # The whole rust-hmm test suite: hygiene of our sources, the harness's own unit tests, then
-# the test boot (run.sh: hmm-tests on C and Rust, KUnit doctests, kernel reports).
+# the test boot (run.sh: hmm-tests on C and Rust, the GPU sample driver's kselftest, KUnit
+# doctests, kernel reports).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -128,5 +129,7 @@ if [ $fail != 0 ]; then
 	exit 1
 fi
 
-# 9. The test boot: hmm-tests on the C reference and the Rust device, KUnit doctests.
+# 9. The test boot: hmm-tests on the C reference and the Rust device, gpu-tests on the GPU
+# sample driver, KUnit doctests. The verdict's summary shows "gpu sample: N passed, F failed,
+# S skipped" (F or S not 0 fails it), then ends with the Rust device's line.
 RUST_HMM_SKIP_BUILD=1 exec "$HERE/run.sh"

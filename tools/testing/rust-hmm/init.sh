@@ -3,7 +3,9 @@
 #
 # /init of the rust-hmm test initramfs. Kernel messages go to ttyS0; test output goes to
 # ttyS1, between "@@@" marker lines that verdict.py reads. Runs the unmodified hmm-tests
-# against the C test_hmm, unloads it, then against the Rust test_hmm_rust, then powers off.
+# against the C test_hmm, unloads it, then against the Rust test_hmm_rust, then the kselftest
+# of the GPU sample driver (gpu-tests on rust_hmm_gpu.ko), then powers off.
+# rust_hmm.tests=c,rust,gpu (the default) chooses the suites.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -18,7 +20,7 @@ say() { echo "$*" >$OUT; }
 SPM="spm_addr_dev0=0x140000000 spm_addr_dev1=0x150000000"
 NR_HUGEPAGES=64
 TESTS=$(sed -n 's/.*rust_hmm.tests=\([^ ]*\).*/\1/p' /proc/cmdline | tr , ' ')
-[ -n "$TESTS" ] || TESTS="c rust"
+[ -n "$TESTS" ] || TESTS="c rust gpu"
 KMEMLEAK=/sys/kernel/debug/kmemleak
 grep -q 'rust_hmm.kmemleak=0' /proc/cmdline && KMEMLEAK=/nonexistent
 FUZZ=$(sed -n 's/.*rust_hmm.fuzz=\([0-9]*\).*/\1/p' /proc/cmdline)
@@ -93,10 +95,68 @@ precondition() {
 	return 0
 }
 
+# The GPU-like sample driver (samples/rust/rust_hmm_gpu) under its kselftest, gpu-tests (the
+# kernel's kselftest harness, TAP), with 4 MiB of device memory. Its output goes to the test
+# port as it comes, between BEGIN and END, then "gpu sample: N passed, F failed, S skipped"
+# from its "# Totals" line, which verdict.py requires. Its last test unloads the module with
+# jobs in flight and loads it again, from RUST_HMM_GPU_KO with RUST_HMM_GPU_PARAMS.
+GPU_KO=/lib/modules/rust_hmm_gpu.ko
+GPU_PARAMS="vram_mb=4"
+# The count $1 of a kselftest "# Totals: pass:N fail:N xfail:N xpass:N skip:N error:N" line $2
+# (0 if it is not there: /init must not die on a shell arithmetic error).
+total() {
+	echo "$2" | sed -n "s/.* $1:\([0-9][0-9]*\).*/\1/p" | grep . || echo 0
+}
+gpu_suite() {
+	if [ ! -f $GPU_KO ]; then
+		say "@@@ PRECONDITION gpu $GPU_KO is not in the initramfs: the sample driver was not built (CONFIG_SAMPLE_RUST_HMM_GPU=m)"
+		return
+	fi
+	if ! run gpu insmod $GPU_KO $GPU_PARAMS; then
+		say "@@@ PRECONDITION gpu insmod rust_hmm_gpu $GPU_PARAMS failed"
+		return
+	fi
+	for i in 0 1; do
+		[ -c /dev/rust_hmm_gpu$i ] || say "@@@ PRECONDITION gpu /dev/rust_hmm_gpu$i is missing"
+	done
+	say "@@@ BEGIN gpu"
+	start=$(cut -d' ' -f1 /proc/uptime)
+	# As run() does, with the output through tee to the port and a file; the PID line goes out
+	# before the program starts, so that it cannot land inside its output.
+	{
+		RUST_HMM_GPU_KO=$GPU_KO RUST_HMM_GPU_PARAMS=$GPU_PARAMS sh -c \
+			'echo "@@@ PID gpu $$ $1" >'$OUT'; exec "$@" 2>&1' gpu-tests \
+			/bin/gpu-tests /dev/rust_hmm_gpu0 /dev/rust_hmm_gpu1
+		echo $? >/tmp/gpu.rc
+	} | tee /tmp/gpu.out >$OUT
+	rc=$(cat /tmp/gpu.rc)
+	end=$(cut -d' ' -f1 /proc/uptime)
+	say "@@@ END gpu rc=$rc seconds=$(echo "$end $start" | awk '{printf "%.1f", $1 - $2}')"
+	totals=$(grep '^# Totals:' /tmp/gpu.out | tail -n 1)
+	if [ -n "$totals" ]; then
+		failed=$(($(total fail "$totals") + $(total xpass "$totals") + $(total error "$totals")))
+		say "gpu sample: $(total pass "$totals") passed, $failed failed, $(total skip "$totals") skipped"
+	else
+		failed=0
+		say "@@@ CHECK gpu FAIL: gpu-tests printed no '# Totals' line (exit $rc)"
+	fi
+	# The harness exits 0 when every test passed (or skipped), 1 when one failed: anything
+	# else, or 1 without a failure, is a crash.
+	if [ "$rc" != 0 ] && { [ "$rc" != 1 ] || [ "$failed" = 0 ]; }; then
+		say "@@@ CHECK gpu FAIL: gpu-tests exited with $rc: $(tail -n 1 /tmp/gpu.out)"
+	fi
+	run gpu rmmod rust_hmm_gpu || say "@@@ RMMOD gpu failed"
+}
+
 for t in $TESTS; do
 	case $t in
 	c) mod=test_hmm ;;
 	rust) mod=test_hmm_rust ;;
+	gpu)
+		# Not with rust_hmm.only=, which is about the dmirror suites.
+		[ -n "$ONLY" ] || gpu_suite
+		continue
+		;;
 	*) say "@@@ UNKNOWN SUITE $t"; continue ;;
 	esac
 	if ! run $t insmod /lib/modules/$mod.ko $SPM; then

@@ -2,11 +2,12 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Build (incrementally), boot the test kernel under QEMU TCG and run the unmodified
-# hmm-tests against the C test_hmm and the Rust test_hmm_rust in the same boot; then judge
-# the results with verdict.py. Logs: build/logs/{console,results}.log.
+# hmm-tests against the C test_hmm and the Rust test_hmm_rust in the same boot, then the
+# kselftest of the GPU sample driver (gpu-tests on rust_hmm_gpu.ko); then judge the results
+# with verdict.py. Logs: build/logs/{console,results}.log.
 #
 # Environment: RUST_HMM_TIMEOUT (seconds for the whole boot, default 900),
-# RUST_HMM_SUITES (default "c,rust"), RUST_HMM_SKIP_BUILD=1, RUST_HMM_KMEMLEAK=0 (skip the
+# RUST_HMM_SUITES (default "c,rust,gpu"), RUST_HMM_SKIP_BUILD=1, RUST_HMM_KMEMLEAK=0 (skip the
 # kmemleak scans, which take about a minute under TCG; the verdict then says so),
 # RUST_HMM_FUZZ (ioctls of dmirror-fuzz per Rust device node, default 2000; 0: none),
 # RUST_HMM_FUZZ_SEED (also the stress's), RUST_HMM_STRESS (seconds of dmirror-stress on the
@@ -19,16 +20,18 @@ BUILD=${RUST_HMM_BUILD:-$REPO/build}
 KSRC=$BUILD/linux
 LOGS=$BUILD/logs
 TIMEOUT=${RUST_HMM_TIMEOUT:-900}
-SUITES=${RUST_HMM_SUITES:-c,rust}
+SUITES=${RUST_HMM_SUITES:-c,rust,gpu}
 KMEMLEAK=${RUST_HMM_KMEMLEAK:-1}
 FUZZ=${RUST_HMM_FUZZ:-2000}
 FUZZ_SEED=${RUST_HMM_FUZZ_SEED:-20261125}
 STRESS=${RUST_HMM_STRESS:-15}
+# The GPU sample driver's module (CONFIG_SAMPLE_RUST_HMM_GPU=m) in the kernel tree.
+GPU_KO=$KSRC/samples/rust/rust_hmm_gpu/rust_hmm_gpu.ko
 
 "$HERE/setup.sh"
 [ "${RUST_HMM_SKIP_BUILD:-0}" = 1 ] || "$HERE/build.sh"
 
-# The initramfs: busybox, the init script, hmm-tests and both modules.
+# The initramfs: busybox, the init script, the test programs and the modules.
 root=$BUILD/initramfs
 rm -rf "$root"
 mkdir -p "$root"/{bin,dev,proc,sys,tmp,lib/modules}
@@ -36,8 +39,14 @@ cp /bin/busybox "$root/bin/busybox"
 cp "$HERE/init.sh" "$root/init"
 cp "$BUILD/hmm-tests" "$BUILD/dmirror-checks" "$BUILD/dmirror-fuzz" "$BUILD/dmirror-pagemap" \
 	"$BUILD/dmirror-lifecycle" "$BUILD/dmirror-stress" "$BUILD/dmirror-bench" \
-	"$BUILD/dmirror-evict-race" "$root/bin/"
+	"$BUILD/dmirror-evict-race" "$BUILD/gpu-tests" "$root/bin/"
 cp "$KSRC/lib/test_hmm.ko" "$KSRC/lib/test_hmm_rust/test_hmm_rust.ko" "$root/lib/modules/"
+# Without the GPU sample's module, init.sh says so and the verdict fails the gpu suite.
+if [ -f "$GPU_KO" ]; then
+	cp "$GPU_KO" "$root/lib/modules/rust_hmm_gpu.ko"
+elif [[ ",$SUITES," == *,gpu,* ]]; then
+	echo "[run] ${GPU_KO#"$REPO/"} was not built (CONFIG_SAMPLE_RUST_HMM_GPU=m?): the gpu suite will fail" >&2
+fi
 (cd "$root" && find . | cpio -o -H newc --quiet) >"$BUILD/initramfs.cpio"
 
 rm -f "$LOGS/console.log" "$LOGS/results.log"

@@ -10,6 +10,7 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TESTS = ["hmm.p.open_close", "hmm.p.anon_read", "hmm2.p.snapshot"]
+GPU_TESTS = ["gpu.basic_ops", "gpu.streaming", "unload.jobs_in_flight"]
 
 KUNIT_OK = """[    1.0] KTAP version 1
 [    1.0] 1..1
@@ -20,8 +21,11 @@ KUNIT_OK = """[    1.0] KTAP version 1
 """
 
 
-def suite(name, results):
-    lines = ["@@@ PID %s 100 insmod" % name, "@@@ BEGIN %s" % name, "TAP version 13"]
+def suite(name, results, pid=100, prog=None):
+    lines = ["@@@ PID %s %d insmod" % (name, pid), "@@@ BEGIN %s" % name]
+    if prog:
+        lines.append("@@@ PID %s %d %s" % (name, pid + 1, prog))
+    lines.append("TAP version 13")
     npass = nfail = nskip = 0
     for i, (test, status) in enumerate(results, 1):
         lines.append("#  RUN           %s ..." % test)
@@ -32,7 +36,7 @@ def suite(name, results):
             lines.append("ok %d %s # SKIP no device" % (i, test))
             nskip += 1
         else:
-            lines.append("# hmm-tests.c:1:x:Expected ret (-95) == 0 (0)")
+            lines.append("# %s.c:1:x:Expected ret (-95) == 0 (0)" % (prog or "hmm-tests").rsplit("/", 1)[-1])
             lines.append("not ok %d %s" % (i, test))
             nfail += 1
     lines.append("# Totals: pass:%d fail:%d xfail:0 xpass:0 skip:%d error:0" % (npass, nfail, nskip))
@@ -40,19 +44,42 @@ def suite(name, results):
     return lines
 
 
+def gpu_suite(results, line=True):
+    """The gpu suite as init.sh prints it: gpu-tests' TAP, then its "gpu sample:" line."""
+    lines = suite("gpu", results, pid=300, prog="/bin/gpu-tests")
+    if line is True:
+        npass = sum(1 for _, st in results if st == "pass")
+        nfail = sum(1 for _, st in results if st == "fail")
+        nskip = sum(1 for _, st in results if st == "skip")
+        line = "gpu sample: %d passed, %d failed, %d skipped" % (npass, nfail, nskip)
+    if line:
+        lines.append(line)
+    lines.append("@@@ PID gpu 400 rmmod")
+    return lines
+
+
 class Verdict(unittest.TestCase):
     def run_verdict(self, c=None, rust=None, expected=(), console_extra="", done=True,
-                    leaks=(), cpus="@@@ CPUS 2 SMP PREEMPT"):
+                    leaks=(), cpus="@@@ CPUS 2 SMP PREEMPT", gpu=None, gpu_line=True,
+                    suites=None, extra_events=()):
         c = c or {t: "pass" for t in TESTS}
         rust = rust or {t: "pass" for t in TESTS}
+        gpu = gpu or {t: "pass" for t in GPU_TESTS}
+        wanted = (suites or "c,rust,gpu").split(",")
         results = ["@@@ BOOTED 6.12"] + ([cpus] if cpus else [])
-        results += suite("c", c.items())
-        results += suite("rust", rust.items())
-        results = [l.replace("@@@ PID rust 100", "@@@ PID rust 200") for l in results]
+        if "c" in wanted:
+            results += suite("c", c.items())
+        if "rust" in wanted:
+            results += [l.replace("@@@ PID rust 100", "@@@ PID rust 200")
+                        for l in suite("rust", rust.items())]
+        results += list(extra_events)
+        if "gpu" in wanted and gpu_line is not None:
+            results += gpu_suite(gpu.items(), gpu_line)
         results.append("@@@ KMEMLEAK %d" % len(leaks))
-        for pid in leaks:
+        for leak in leaks:
+            comm, pid = leak if isinstance(leak, tuple) else ("insmod", leak)
             results += ["unreferenced object 0xffff888102b42ba0 (size 16):",
-                        '  comm "insmod", pid %d, jiffies 4294898434' % pid]
+                        '  comm "%s", pid %d, jiffies 4294898434' % (comm, pid)]
         if done:
             results.append("@@@ DONE")
         with tempfile.TemporaryDirectory() as d:
@@ -63,16 +90,78 @@ class Verdict(unittest.TestCase):
                 paths[name] = os.path.join(d, name)
                 with open(paths[name], "w") as f:
                     f.write(text)
-            p = subprocess.run([sys.executable, os.path.join(HERE, "verdict.py"),
-                                "--console", paths["console"], "--results", paths["results"],
-                                "--expected", paths["expected"]],
-                               capture_output=True, text=True)
+            args = [sys.executable, os.path.join(HERE, "verdict.py"),
+                    "--console", paths["console"], "--results", paths["results"],
+                    "--expected", paths["expected"]]
+            if suites:
+                args += ["--suites", suites]
+            p = subprocess.run(args, capture_output=True, text=True)
         return p.returncode, p.stdout
 
     def test_all_pass(self):
         rc, out = self.run_verdict()
         self.assertEqual(rc, 0, out)
         self.assertTrue(out.rstrip().endswith("3 passed, 0 failed, 0 skipped"), out)
+        self.assertIn("\ngpu sample: 3 passed, 0 failed, 0 skipped\n", out)
+
+    def test_gpu_line_missing(self):
+        rc, out = self.run_verdict(gpu_line=False)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("printed no 'gpu sample:", out)
+        self.assertIn("gpu sample: no result line", out)
+
+    def test_gpu_suite_missing(self):
+        # The module was not built: init.sh says so, and there is no gpu suite at all.
+        rc, out = self.run_verdict(gpu_line=None, extra_events=[
+            "@@@ PRECONDITION gpu /lib/modules/rust_hmm_gpu.ko is not in the initramfs"])
+        self.assertEqual(rc, 1, out)
+        self.assertIn("rust_hmm_gpu.ko is not in the initramfs", out)
+        self.assertIn("suite gpu did not run", out)
+
+    def test_gpu_failure(self):
+        rc, out = self.run_verdict(gpu={"gpu.basic_ops": "pass", "gpu.streaming": "fail",
+                                        "unload.jobs_in_flight": "pass"})
+        self.assertEqual(rc, 1, out)
+        self.assertIn("gpu sample: 2 passed, 1 failed, 0 skipped: every gpu test must pass", out)
+        self.assertIn("gpu test failed: gpu.streaming", out)
+        self.assertIn("gpu-tests.c:1:x:Expected", out)
+        self.assertTrue(out.rstrip().endswith("3 passed, 0 failed, 0 skipped"), out)
+
+    def test_gpu_skip(self):
+        rc, out = self.run_verdict(gpu={"gpu.basic_ops": "pass", "gpu.streaming": "pass",
+                                        "unload.jobs_in_flight": "skip"})
+        self.assertEqual(rc, 1, out)
+        self.assertIn("gpu sample: 2 passed, 0 failed, 1 skipped", out)
+        self.assertIn("gpu test skipped: ok 3 unload.jobs_in_flight # SKIP", out)
+
+    def test_gpu_line_disagrees_with_totals(self):
+        rc, out = self.run_verdict(gpu_line="gpu sample: 9 passed, 0 failed, 0 skipped")
+        self.assertEqual(rc, 1, out)
+        self.assertIn("disagrees with the suite's '# Totals: pass:3", out)
+
+    def test_gpu_only(self):
+        # rust_hmm.tests=gpu: neither hmm-tests suite is wanted.
+        rc, out = self.run_verdict(suites="gpu")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("gpu sample: 3 passed, 0 failed, 0 skipped", out)
+        rc, out = self.run_verdict(suites="gpu", gpu_line=False)
+        self.assertEqual(rc, 1, out)
+
+    def test_gpu_not_wanted(self):
+        rc, out = self.run_verdict(suites="c,rust", gpu_line=None)
+        self.assertEqual(rc, 0, out)
+        self.assertNotIn("gpu sample", out)
+
+    def test_gpu_leaks(self):
+        # The PID line's pid, and a forked test process of gpu-tests (by its command name).
+        for leak in ((300, ), (("gpu-tests", 12345), ), (400, )):
+            rc, out = self.run_verdict(leaks=leak)
+            self.assertEqual(rc, 1, out)
+            self.assertIn("leaked by gpu ", out)
+        # insmod ran for every suite: an unknown insmod pid stays unattributed.
+        rc, out = self.run_verdict(leaks=[("insmod", 12345)])
+        self.assertEqual(rc, 1, out)
+        self.assertIn("leaked by insmod (pid 12345)", out)
 
     def test_not_smp(self):
         for cpus in ("@@@ CPUS 1 SMP PREEMPT", "@@@ CPUS 2 UP", None):

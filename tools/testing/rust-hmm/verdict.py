@@ -8,6 +8,9 @@ decides:
     boot: a Rust failure, or a Rust skip where C passed, is a failure;
   * a failure is accepted only if the test is listed in the expected-failures file, and a
     listed test that now passes fails the run too (the list may only shrink);
+  * the GPU sample driver's kselftest (suite gpu, gpu-tests) must end with the line
+    "gpu sample: N passed, F failed, S skipped" that init.sh prints from its TAP totals,
+    with F and S 0: a failed or skipped gpu test fails the run;
   * any oops, BUG, WARN, lockdep, KASAN or kmemleak report, panic, missing suite, failed
     precondition, failed KUnit test or hang fails the run, whatever the tests said.
 The last line is "N passed, N failed, N skipped" for the Rust device.
@@ -21,6 +24,7 @@ TAP = re.compile(r"^(ok|not ok) (\d+) (\S+)(.*)$")
 TOTALS = re.compile(r"^# Totals: pass:(\d+) fail:(\d+) xfail:(\d+) xpass:(\d+) skip:(\d+) error:(\d+)")
 TIMESTAMP = re.compile(r"^\[\s*\d+\.\d+\]\s?")
 KUNIT_SUITE = re.compile(r"^\s*(ok|not ok) \d+ (\S+)(.*)$")
+GPU_LINE = re.compile(r"^gpu sample: (\d+) passed, (\d+) failed, (\d+) skipped$")
 
 # Kernel reports that fail a run even when every test passed.
 BAD_CONSOLE = [
@@ -105,6 +109,32 @@ def test_log(suite, name):
     return out
 
 
+def gpu_verdict(results, suite):
+    """The GPU sample's suite: (its "gpu sample:" line or None, the problems it shows)."""
+    lines = [l for l in results if GPU_LINE.match(l)]
+    if not lines:
+        return None, ["the gpu suite printed no 'gpu sample: N passed, F failed, S skipped' line"]
+    line = lines[-1]
+    npass, nfail, nskip = (int(x) for x in GPU_LINE.match(line).groups())
+    problems = []
+    if nfail or nskip:
+        problems.append("%s: every gpu test must pass" % line)
+    tests = suite["results"] if suite else {}
+    for name, (status, tap) in tests.items():
+        if status == "fail":
+            log = test_log(suite, name)
+            problems.append("gpu test failed: %s" % name +
+                            ("\n    " + "\n    ".join(log[-15:]) if log else ""))
+        elif status == "skip":
+            problems.append("gpu test skipped: %s" % tap)
+    m = TOTALS.match(suite["totals"]) if suite and suite["totals"] else None
+    if m:
+        tp, tf, _, txp, ts, te = (int(x) for x in m.groups())
+        if (tp, tf + txp + te, ts) != (npass, nfail, nskip):
+            problems.append("'%s' disagrees with the suite's '%s'" % (line, suite["totals"]))
+    return line, problems
+
+
 def kernel_reports(console):
     """Lines of the console that report a kernel problem, with some context."""
     hits = []
@@ -155,7 +185,7 @@ def main():
     ap.add_argument("--console", required=True)
     ap.add_argument("--results", required=True)
     ap.add_argument("--expected", required=True)
-    ap.add_argument("--suites", default="c,rust")
+    ap.add_argument("--suites", default="c,rust,gpu")
     ap.add_argument("--timed-out", type=int, default=0)
     args = ap.parse_args()
 
@@ -187,17 +217,22 @@ def main():
             checks.append(ev[10:])
             if m.group(2) != "ok" and m.group(1) in wanted:
                 problems.append("check of suite %s failed: %s" % (m.group(1), m.group(3)))
-    # kmemleak: each leak is charged to the suite whose task allocated it.
-    pids = {}
+    # kmemleak: each leak is charged to the suite whose task allocated it, or whose command
+    # has that name if only one suite ran it (the forked children of a kselftest harness).
+    pids, comms = {}, {}
     for ev in events:
-        m = re.match(r"@@@ PID (\S+) (\d+)", ev)
+        m = re.match(r"@@@ PID (\S+) (\d+)(?: (\S+))?", ev)
         if m:
             pids[int(m.group(2))] = m.group(1)
+            if m.group(3):
+                comms.setdefault(m.group(3).rsplit("/", 1)[-1][:15], set()).add(m.group(1))
     leaks = {}
     for line in results:
         m = re.match(r'^\s*comm "(.*)", pid (\d+)', line)
         if m:
-            owner = pids.get(int(m.group(2)), "%s (pid %s)" % m.groups())
+            by_comm = comms.get(m.group(1), set())
+            owner = pids.get(int(m.group(2)), next(iter(by_comm)) if len(by_comm) == 1 else
+                             "%s (pid %s)" % m.groups())
             leaks[owner] = leaks.get(owner, 0) + 1
     if not any(ev.startswith("@@@ KMEMLEAK") for ev in events):
         problems.append("kmemleak did not run")
@@ -225,6 +260,12 @@ def main():
     if "c" in wanted and "rust" in wanted:
         for name in sorted(check_names("c") - check_names("rust")):
             problems.append("check made for C but not for Rust: %s" % name)
+
+    # The GPU sample driver's kselftest.
+    gpu_line = None
+    if "gpu" in wanted:
+        gpu_line, gpu_problems = gpu_verdict(results, suites.get("gpu"))
+        problems += gpu_problems
 
     # KUnit (the kernel crate's doctests run at boot).
     ksuites, kcounts = kunit_results(console)
@@ -298,6 +339,8 @@ def main():
     cpass = sum(1 for v in c.values() if v[0] == "pass")
     cfail = sum(1 for v in c.values() if v[0] == "fail")
     cskip = sum(1 for v in c.values() if v[0] == "skip")
+    if "gpu" in wanted:
+        print("\n%s" % (gpu_line or "gpu sample: no result line"))
     print("\nC reference: %d passed, %d failed, %d skipped" % (cpass, cfail, cskip))
     print("Rust device: %d expected failures listed, %d seen" % (len(expected), len(expected_seen)))
     print("%d passed, %d failed, %d skipped" % (rust_pass, rust_fail, rust_skip))
