@@ -7,7 +7,7 @@ SCRIPTS := tools/testing/rust-hmm
 # The suffix of the LLVM tools every kernel build uses (LLVM=), from the scripts' toolchain.sh.
 RUST_HMM_LLVM ?= $(shell bash -c '. ./$(SCRIPTS)/toolchain.sh && echo "$$RUST_HMM_LLVM"')
 
-.PHONY: all setup build run check bench fmt inject-warn evict-race-unpatched clean distclean
+.PHONY: all setup build run shell check bench fmt inject-warn evict-race-unpatched clean distclean
 
 all: run
 
@@ -22,6 +22,11 @@ build: setup
 # Build, boot under QEMU and run hmm-tests against the C reference and the Rust device.
 run:
 	@$(SCRIPTS)/run.sh
+
+# Boot the test kernel with a shell on the console (the modules in /lib/modules, the test
+# programs in /bin); Ctrl-A X leaves.
+shell:
+	@RUST_HMM_SHELL=1 $(SCRIPTS)/run.sh
 
 # The whole test suite: rustfmt, clippy, checkpatch, driver hygiene, the harness's unit
 # tests, then the test boot.

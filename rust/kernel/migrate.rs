@@ -336,7 +336,11 @@ pub struct Migrated {
 /// locks must not be held. `fill` runs with the pages of the range locked and their CPU
 /// mappings replaced by migration entries: anything it does that touches the range from the
 /// CPU (a user copy, a mirror's fault, `get_user_pages`) waits for those pages, that is for
-/// itself, forever.
+/// itself, forever. It may hand the copies to another thread (a copy engine) and wait for it,
+/// as drivers do with DMA: [`workqueue::scope`](crate::workqueue::scope) waits before `fill`
+/// returns, so the pages stay locked and the entries borrowed; the engine holds no lock
+/// the migration's pages wait on (see [`PagemapOps::copy_to_ram`]). No reference to the pages
+/// may outlive `fill`: the migration checks their reference counts.
 pub fn migrate_vma<R>(
     vma: &VmaRef,
     start: usize,

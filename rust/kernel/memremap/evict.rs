@@ -3,7 +3,7 @@
 //! Eviction: every allocated page of a pagemap migrated back to system memory
 //! (`migrate_device_range`).
 
-use super::{alloc_ram_copy, Pagemap, PagemapOps};
+use super::{alloc_ram_copy, migrate_to_ram::copy_batch_to_ram, Pagemap, PagemapOps};
 use crate::{
     alloc::KVVec,
     bindings,
@@ -49,6 +49,9 @@ impl<T: PagemapOps> Pagemap<T> {
     /// # Context
     ///
     /// As [`Self::evict`]; the copies back ([`PagemapOps::copy_to_ram`]) run in the caller.
+    /// Make room before a migration that needs it, not from its `fill`: eviction skips the
+    /// pages a migration holds locked, and the device memory a `fill` holds is not free yet
+    /// (reserve first, as C drivers do).
     ///
     /// # Examples
     ///
@@ -85,7 +88,8 @@ impl<T: PagemapOps> Pagemap<T> {
     /// let mmap = mm.mmap_read_lock();
     /// let vma = mmap.vma_lookup(addr).ok_or(EFAULT)?;
     /// let mut indices = [0usize; 2];
-    /// let (filled, moved) = migrate_vma(vma, addr, addr + 2 * PAGE_SIZE, Select::SYSTEM, &owner, |m| {
+    /// let end = addr + 2 * PAGE_SIZE;
+    /// let (filled, moved) = migrate_vma(vma, addr, end, Select::SYSTEM, &owner, |m| {
     ///     for (entry, index) in m.entries().zip(indices.iter_mut()) {
     ///         let Source::System(src) = entry.source() else { continue };
     ///         let page = pagemap.alloc_page(Page::alloc_page(GFP_KERNEL)?)?;
@@ -192,18 +196,23 @@ fn evict_batch<T: PagemapOps>(
     // SAFETY: The pfns are in the pagemap's range, which is mapped; both arrays have `count`
     // entries. Free pages (refcount zero) are skipped by the C side.
     unsafe { bindings::migrate_device_range(src.as_mut_ptr(), pfn, count) };
-    for (s, d) in src.iter().zip(dst.iter_mut()) {
-        if *s & MIGRATE_PFN_MIGRATE == 0 {
-            continue;
-        }
+    let page_of = |s| {
         // SAFETY: A collected page is locked and referenced until finalize.
-        let Some(dpage) = migrate_pfn_to_page(*s).and_then(|p| unsafe { pagemap.page(p.as_ptr()) })
-        else {
-            continue;
-        };
-        // A page that could not be copied stays on the device, for the next pass.
-        if let Ok(mpfn) = alloc_ram_copy(&dpage) {
-            *d = mpfn;
+        migrate_pfn_to_page(s).and_then(|p| unsafe { pagemap.page(p.as_ptr()) })
+    };
+    // In one go if the driver and memory allow, else page by page.
+    if !copy_batch_to_ram(src, dst, page_of) {
+        for (&s, d) in src.iter().zip(dst.iter_mut()) {
+            if s & MIGRATE_PFN_MIGRATE == 0 {
+                continue;
+            }
+            let Some(dpage) = page_of(s) else {
+                continue;
+            };
+            // A page that could not be copied stays on the device, for the next pass.
+            if let Ok(mpfn) = alloc_ram_copy(&dpage) {
+                *d = mpfn;
+            }
         }
     }
     // SAFETY: The arrays come from `migrate_device_range`; the destinations are locked pages

@@ -45,6 +45,83 @@ pub(crate) fn alloc_ram_copy<T: PagemapOps>(page: &DevicePage<'_, T>) -> Result<
     Ok(migrate_pfn(new))
 }
 
+/// Copies back, with one call of the driver's [`PagemapOps::copy_pages_to_ram`], the
+/// collected pages of a migration's `src` that `page_of` names as pages of the pagemap: new
+/// system pages, locked and referenced, go to `dst` for them. Returns `false`, having changed
+/// nothing, if it could not (no memory, or the copy failed): the caller then copies page by
+/// page.
+pub(crate) fn copy_batch_to_ram<'a, T: PagemapOps>(
+    src: &[usize],
+    dst: &mut [usize],
+    page_of: impl Fn(usize) -> Option<DevicePage<'a, T>>,
+) -> bool {
+    let n = src.len();
+    let (Ok(mut index), Ok(mut pages), Ok(mut new), Ok(mut dsts)) = (
+        KVec::with_capacity(n, GFP_KERNEL),
+        KVec::with_capacity(n, GFP_KERNEL),
+        KVec::with_capacity(n, GFP_KERNEL),
+        KVec::with_capacity(n, GFP_KERNEL),
+    ) else {
+        return false;
+    };
+    // Drops the new pages when the batch is given up.
+    let release = |new: &KVec<NonNull<bindings::page>>| {
+        for page in new.iter() {
+            // SAFETY: Each is a page allocated and locked below, with its one reference.
+            unsafe {
+                bindings::unlock_page(page.as_ptr());
+                bindings::put_page(page.as_ptr());
+            }
+        }
+    };
+    for (i, &entry) in src.iter().enumerate() {
+        if entry & MIGRATE_PFN_MIGRATE == 0 {
+            continue;
+        }
+        let Some(page) = page_of(entry) else {
+            continue;
+        };
+        // SAFETY: Allocating a page has no precondition.
+        let new_page = unsafe { bindings::alloc_pages(bindings::GFP_HIGHUSER_MOVABLE, 0) };
+        let Some(new_page) = NonNull::new(new_page) else {
+            release(&new);
+            return false;
+        };
+        // SAFETY: A fresh page nobody else can see: locking it does not wait.
+        unsafe { bindings::lock_page(new_page.as_ptr()) };
+        // SAFETY: A page of system memory, valid while the batch holds it.
+        let cpu = unsafe { CpuPage::from_raw(new_page) };
+        // The vectors have room for every entry: these do not allocate, and cannot fail but
+        // in a way that leaves `new` holding the page to release.
+        if new.push(new_page, GFP_KERNEL).is_err() {
+            // SAFETY: As in `release`: the page is ours, locked.
+            unsafe {
+                bindings::unlock_page(new_page.as_ptr());
+                bindings::put_page(new_page.as_ptr());
+            }
+            release(&new);
+            return false;
+        }
+        if index.push(i, GFP_KERNEL).is_err()
+            || pages.push(page, GFP_KERNEL).is_err()
+            || dsts.push(cpu, GFP_KERNEL).is_err()
+        {
+            release(&new);
+            return false;
+        }
+    }
+    if T::copy_pages_to_ram(&pages, &dsts).is_err() {
+        release(&new);
+        return false;
+    }
+    for (&i, page) in index.iter().zip(new.iter()) {
+        if let Some(slot) = dst.get_mut(i) {
+            *slot = migrate_pfn(*page);
+        }
+    }
+    true
+}
+
 /// The `migrate_to_ram` callback of a `Pagemap<T>`: a CPU access to one of its device-private
 /// pages migrates it back to system memory, with its neighbours if the driver asks for them
 /// ([`PagemapOps::fault_around_order`]).
@@ -159,18 +236,31 @@ unsafe fn migrate_range_to_ram<T: PagemapOps>(
         return bindings::vm_fault_reason_VM_FAULT_SIGBUS;
     }
     let owner: &Owner = pagemap.owner();
+    let page_of = |entry| {
+        migrate_pfn_to_page(entry)
+            // SAFETY: A collected page is locked and referenced until finalize; only this
+            // owner's device-private pages are collected (`MIGRATE_VMA_SELECT_DEVICE_PRIVATE`),
+            // so it is one.
+            .map(|p| unsafe { DevicePageRef::from_raw_device(p) })
+            .and_then(|p| p.pagemap::<T>(owner))
+    };
+    // A block: copied back in one go if the driver and memory allow, else page by page.
+    if npages > 1 && copy_batch_to_ram(src, dst, page_of) {
+        args.src = src.as_mut_ptr();
+        args.dst = dst.as_mut_ptr();
+        // SAFETY: As below.
+        unsafe {
+            bindings::migrate_vma_pages(&mut args);
+            bindings::migrate_vma_finalize(&mut args);
+        }
+        return 0;
+    }
     let mut ret = 0;
     for (&entry, slot) in src.iter().zip(dst.iter_mut()) {
         if entry & MIGRATE_PFN_MIGRATE == 0 {
             continue;
         }
-        // SAFETY: A collected page is locked and referenced until finalize; only this owner's
-        // device-private pages are collected (`MIGRATE_VMA_SELECT_DEVICE_PRIVATE`), so it is
-        // one.
-        let Some(dpage) = migrate_pfn_to_page(entry)
-            .map(|p| unsafe { DevicePageRef::from_raw_device(p) })
-            .and_then(|p| p.pagemap::<T>(owner))
-        else {
+        let Some(dpage) = page_of(entry) else {
             continue;
         };
         match alloc_ram_copy(&dpage) {

@@ -136,7 +136,11 @@ pub trait PagemapOps: Send + Sync + Sized + 'static {
     /// # Context
     ///
     /// Process context, may sleep; the mmap lock of the address space may be held (for a CPU
-    /// fault): do not take it.
+    /// fault): do not take it. `page` and `dst` are locked: a copy engine this waits for
+    /// (a worker of the driver's, standing in for DMA) must not lock or wait on pages, take an
+    /// mmap lock, a mirror lock or a lock the device's fault path holds while it migrates,
+    /// nor allocate with `GFP_KERNEL` (reclaim may wait on the locked pages); give it a
+    /// queue with `WQ_MEM_RECLAIM` ([`OwnedQueue`](crate::workqueue::OwnedQueue)).
     ///
     /// # Examples
     ///
@@ -205,6 +209,108 @@ pub trait PagemapOps: Send + Sync + Sized + 'static {
     /// # Ok::<(), Error>(())
     /// ```
     fn copy_to_ram(page: &DevicePage<'_, Self>, dst: &CpuPage<'_>) -> Result;
+
+    /// Copies several pages back at once, `pages[i]` into `dst[i]`: the block around a CPU
+    /// fault, or a batch of eviction. A driver with a copy engine hands them to it in one go
+    /// and waits once; the default copies each with [`Self::copy_to_ram`].
+    ///
+    /// # Errors
+    ///
+    /// Any error fails the whole batch: the abstraction then copies page by page with
+    /// [`Self::copy_to_ram`].
+    ///
+    /// # Context
+    ///
+    /// As [`Self::copy_to_ram`]: every page of both slices is locked.
+    ///
+    /// # Examples
+    ///
+    /// A CPU fault on one page of a block of two brings both back, in one batch.
+    ///
+    /// ```
+    /// use core::sync::atomic::{AtomicUsize, Ordering};
+    /// use kernel::memremap::{DevicePage, Memory, Owner, Pagemap, PagemapOps};
+    /// use kernel::migrate::{migrate_vma, Select, Source};
+    /// use kernel::mm::{highmem::CpuPage, Mm};
+    /// use kernel::page::{Page, PAGE_SIZE};
+    /// use kernel::sync::Arc;
+    /// use kernel::uaccess::UserSlice;
+    ///
+    /// struct Vram {
+    ///     batches: AtomicUsize,
+    ///     pages: AtomicUsize,
+    /// }
+    ///
+    /// impl PagemapOps for Vram {
+    ///     type PageData = Page;
+    ///
+    ///     fn fault_around_order(&self) -> u32 {
+    ///         1
+    ///     }
+    ///
+    ///     fn copy_to_ram(page: &DevicePage<'_, Self>, dst: &CpuPage<'_>) -> Result {
+    ///         dst.copy_from(&page.data());
+    ///         Ok(())
+    ///     }
+    ///
+    ///     fn copy_pages_to_ram(pages: &[DevicePage<'_, Self>], dst: &[CpuPage<'_>]) -> Result {
+    ///         for (page, dst) in pages.iter().zip(dst) {
+    ///             dst.copy_from(&page.data());
+    ///         }
+    ///         if let Some(page) = pages.first() {
+    ///             let vram = page.pagemap().data();
+    ///             vram.batches.fetch_add(1, Ordering::Relaxed);
+    ///             vram.pages.fetch_add(pages.len(), Ordering::Relaxed);
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let owner = Arc::pin_init(Owner::new(), GFP_KERNEL)?;
+    /// let memory = Memory::DevicePrivate { size: 2 << 20 };
+    /// let name = kernel::c_str!("rust_copy_pages_to_ram_doctest");
+    /// let vram = Vram { batches: AtomicUsize::new(0), pages: AtomicUsize::new(0) };
+    /// let pagemap = KBox::pin_init(Pagemap::new(owner.clone(), memory, name, vram), GFP_KERNEL)?;
+    /// // Two pages, aligned to two pages: one block.
+    /// let map = kernel::kunit::vm_mmap(4 * PAGE_SIZE)?;
+    /// let addr = (map + 2 * PAGE_SIZE - 1) & !(2 * PAGE_SIZE - 1);
+    /// UserSlice::new(addr, 4).writer().write_slice(b"one.")?;
+    /// UserSlice::new(addr + PAGE_SIZE, 4).writer().write_slice(b"two.")?;
+    /// let mm = Mm::mmgrab_current().ok_or(EINVAL)?.mmget_not_zero().ok_or(ESRCH)?;
+    /// let mmap = mm.mmap_read_lock();
+    /// let vma = mmap.vma_lookup(addr).ok_or(EFAULT)?;
+    /// let end = addr + 2 * PAGE_SIZE;
+    /// let (filled, _) = migrate_vma(vma, addr, end, Select::SYSTEM, &owner, |m| {
+    ///     for entry in m.entries() {
+    ///         let Source::System(src) = entry.source() else { continue };
+    ///         let page = pagemap.alloc_page(Page::alloc_page(GFP_KERNEL)?)?;
+    ///         page.data().copy_from(&src);
+    ///         entry.set_device(page);
+    ///     }
+    ///     Ok::<(), Error>(())
+    /// })?;
+    /// filled?;
+    /// drop(mmap);
+    /// assert_eq!(pagemap.allocated(), 2);
+    ///
+    /// // The CPU reads the second page: both come back, in one batch.
+    /// let mut buf = [0u8; 4];
+    /// UserSlice::new(addr + PAGE_SIZE, 4).reader().read_slice(&mut buf)?;
+    /// assert_eq!(&buf, b"two.");
+    /// assert_eq!(pagemap.allocated(), 0);
+    /// let vram = pagemap.data();
+    /// assert_eq!(vram.batches.load(Ordering::Relaxed), 1);
+    /// assert_eq!(vram.pages.load(Ordering::Relaxed), 2);
+    /// UserSlice::new(addr, 4).reader().read_slice(&mut buf)?;
+    /// assert_eq!(&buf, b"one.");
+    /// # Ok::<(), Error>(())
+    /// ```
+    fn copy_pages_to_ram(pages: &[DevicePage<'_, Self>], dst: &[CpuPage<'_>]) -> Result {
+        for (page, dst) in pages.iter().zip(dst) {
+            Self::copy_to_ram(page, dst)?;
+        }
+        Ok(())
+    }
 }
 
 /// A physical range claimed in `iomem_resource`; released when dropped.

@@ -380,6 +380,20 @@ fn map_in_place(
             }
         }
     }
+    // A read maps the whole fault-around block in place, as a migration would have moved it
+    // (a write, only its page: it would break copy-on-write all over the block).
+    if access == Access::Read && policy::fault_around_order() > 0 {
+        let block = vma_range(mmap, addr)
+            .and_then(|r| r.block_around(addr, policy::fault_around_order()).ok());
+        if let Some(block) = block.filter(|b| b.npages() > 1) {
+            let mut range =
+                Range::new(block.start(), block.end(), Request::Read, Some(&gpu.owner))?;
+            if let Ok(Ok(())) = ctx.mirror.fault_locked(mmap, &mut range, |c| c.map()) {
+                Stats::add(&gpu.stats.remote_maps, block.npages());
+                return Ok(());
+            }
+        }
+    }
     let request = match access {
         Access::Read => Request::Read,
         _ => Request::Write,

@@ -43,6 +43,20 @@ impl PagemapOps for Vram {
         Stats::add(&vram.stats.pages_to_ram, 1);
         Ok(())
     }
+
+    fn copy_pages_to_ram(pages: &[DevicePage<'_, Self>], dst: &[CpuPage<'_>]) -> Result {
+        let Some(vram) = pages.first().map(|page| page.pagemap().data()) else {
+            return Ok(());
+        };
+        // One hand-over to the copy engine for the whole block.
+        let mut pairs = KVec::with_capacity(pages.len(), GFP_KERNEL)?;
+        for (page, dst) in pages.iter().zip(dst) {
+            pairs.push((*dst, Some(page.data())), GFP_KERNEL)?;
+        }
+        vram.copy.copy(&pairs);
+        Stats::add(&vram.stats.pages_to_ram, pairs.len());
+        Ok(())
+    }
 }
 
 /// The indices in device memory of the pages one migration put there.

@@ -37,6 +37,7 @@ rm -rf "$root"
 mkdir -p "$root"/{bin,dev,proc,sys,tmp,lib/modules}
 cp /bin/busybox "$root/bin/busybox"
 cp "$HERE/init.sh" "$root/init"
+cp "$HERE/shell-init.sh" "$root/shell-init"
 cp "$BUILD/hmm-tests" "$BUILD/dmirror-checks" "$BUILD/dmirror-fuzz" "$BUILD/dmirror-pagemap" \
 	"$BUILD/dmirror-lifecycle" "$BUILD/dmirror-stress" "$BUILD/dmirror-bench" \
 	"$BUILD/dmirror-evict-race" "$BUILD/gpu-tests" "$root/bin/"
@@ -48,6 +49,13 @@ elif [[ ",$SUITES," == *,gpu,* ]]; then
 	echo "[run] ${GPU_KO#"$REPO/"} was not built (CONFIG_SAMPLE_RUST_HMM_GPU=m?): the gpu suite will fail" >&2
 fi
 (cd "$root" && find . | cpio -o -H newc --quiet) >"$BUILD/initramfs.cpio"
+# make shell: the same initramfs, with a shell on the console instead of the tests.
+if [ "${RUST_HMM_SHELL:-0}" = 1 ]; then
+	exec qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m 6G \
+		-kernel "$KSRC/arch/x86/boot/bzImage" -initrd "$BUILD/initramfs.cpio" \
+		-append "console=ttyS0 rdinit=/shell-init transparent_hugepage=madvise memmap=256M\$0x140000000 memmap=256M\$0x150000000 ${RUST_HMM_APPEND:-}" \
+		-nographic -no-reboot
+fi
 
 rm -f "$LOGS/console.log" "$LOGS/results.log"
 echo "[run] booting (TCG, timeout ${TIMEOUT}s; logs: build/logs/console.log, results.log)"
