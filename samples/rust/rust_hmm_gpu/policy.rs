@@ -43,8 +43,9 @@ pub(crate) fn migrate_atomics() -> bool {
     crate::module_parameters::migrate_atomics.value() != 0
 }
 
-/// Whether a device read of a block that came back from the device since it moved there is
-/// served in place, in system memory (read-mostly data).
+/// Whether a device read of a block that moved to the device before is served in place, in
+/// system memory (read-mostly data: with a whole-block fault-around, what of the block is in
+/// system memory came back from the device since, so the CPU uses it too).
 pub(crate) fn read_in_place() -> bool {
     crate::module_parameters::read_in_place.value() != 0
 }

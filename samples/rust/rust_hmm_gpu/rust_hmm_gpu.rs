@@ -76,7 +76,7 @@ module! {
         },
         read_in_place: u32 {
             default: 1,
-            description: "A device read of a block that came back from the device since it moved there is served in place, in system memory (1), or migrates it again (0).",
+            description: "A device read of a block that moved to the device before is served in place, in system memory (1), or migrates it again (0). With fault_around_order=9 the whole block moved: what of it is in system memory came back.",
         },
         huge_map: u32 {
             default: 1,

@@ -9,6 +9,11 @@
 # fault_around_order=4 (device-coherent pages do not fault).
 # Repetition 0 warms up and is not counted. Samples go to ttyS1 as "BENCH ..." lines, with
 # "@@@" marker lines.
+# Then, with rust_hmm.bench_gpu=MB (bench.sh: the wall-clock boot, or the only one), the
+# migration policy of the GPU-like sample driver (rust_hmm_gpu.ko): gpu-bench runs every
+# workload once per load of the module, in mode "naive" (GPU_NAIVE below) or "policy" (its
+# defaults), alternating, plus memcpy each repetition; samples as "GPU ..." lines.
+# rust_hmm.bench_dmirror=0 skips the dmirror part (RUST_HMM_BENCH_SECTION=policy).
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -115,6 +120,7 @@ rotate() {
 ALL_OPS="read write migrate_to_dev fault_back migrate_to_sys exclusive snapshot"
 [ -z "$OPS" ] || ALL_OPS=$(echo "$OPS" | tr , ' ')
 rep=0
+grep -q 'rust_hmm.bench_dmirror=0' /proc/cmdline && rep=$((REPS + 1))
 while [ $rep -le "$REPS" ]; do
 	# One module load per operation and minor (four sizes), the series alternating, so that a
 	# slower stretch of the host hits C and Rust alike.
@@ -155,6 +161,71 @@ while [ $rep -le "$REPS" ]; do
 	[ "$(cat $CLOCK)" = tsc ] || say "@@@ BENCH-FAIL clocksource is $(cat $CLOCK) after repetition $rep"
 	rep=$((rep + 1))
 done
+
+# The migration policy of the GPU-like sample driver, with rust_hmm.bench_gpu=MB: MB (64) is
+# the size of streaming and random, 4 times the device memory (vram_mb=MB/4) and the size of
+# oversubscribed; ping-pong and atomics take MB/64 MiB (1 MiB).
+GPU_MB=$(sed -n 's/.*rust_hmm.bench_gpu=\([0-9]*\).*/\1/p' /proc/cmdline)
+GPU_KO=/lib/modules/rust_hmm_gpu.ko
+# Naive: one page per device fault, per CPU fault and per eviction step, no thrashing
+# detection, atomics through exclusive access page by page, device reads migrate (no
+# read-mostly service in place), no huge mapping in place; rust_hmm.bench_gpu_naive=A=0,B=0
+# (bench.sh: RUST_HMM_BENCH_POLICY_NAIVE) sets other parameters.
+GPU_NAIVE="fault_around_order=0 cpu_fault_around_order=0 evict_order=0 thrash_threshold=0 migrate_atomics=0 read_in_place=0 huge_map=0"
+naive=$(sed -n 's/.*rust_hmm.bench_gpu_naive=\([^ ]*\).*/\1/p' /proc/cmdline)
+[ -z "$naive" ] || GPU_NAIVE=$(echo "$naive" | tr , ' ')
+GPU_WORKLOADS="streaming random ping-pong atomics oversubscribed"
+PINGPONG_ROUNDS=50
+ATOMIC_ROUNDS=10
+OVERSUB_PASSES=3
+gpu_part() {
+	vram=$((GPU_MB / 4))
+	big=$((GPU_MB * 1024))
+	small=$((GPU_MB * 16))
+	mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+	say "@@@ GPU-BEGIN uptime=$(cut -d' ' -f1 /proc/uptime) mb=$GPU_MB vram_mb=$vram"
+	rep=0
+	while [ $rep -le "$REPS" ]; do
+		# Naive first in even repetitions, policy first in odd ones.
+		order="naive policy"
+		[ $((rep % 2)) = 1 ] && order="policy naive"
+		for mode in $order; do
+			params="vram_mb=$vram"
+			[ $mode = naive ] && params="$params $GPU_NAIVE"
+			if ! insmod $GPU_KO $params; then
+				say "@@@ GPU-FAIL insmod rust_hmm_gpu $params"
+				return
+			fi
+			if [ $rep = 0 ]; then
+				loaded=
+				for f in /sys/module/rust_hmm_gpu/parameters/*; do
+					loaded="$loaded ${f##*/}=$(cat $f)"
+				done
+				say "@@@ GPU-PARAMS $mode given: $params; loaded:$loaded"
+			fi
+			for w in $GPU_WORKLOADS; do
+				case $w in
+				streaming | random) args=$big ;;
+				ping-pong) args="$small $PINGPONG_ROUNDS" ;;
+				atomics) args="$small $ATOMIC_ROUNDS" ;;
+				oversubscribed) args="$((vram * 4 * 1024)) $OVERSUB_PASSES" ;;
+				esac
+				if ! /bin/gpu-bench $mode $rep $w $args >$OUT 2>/tmp/err; then
+					# A wrong byte or a failed command: the section is not written.
+					say "@@@ GPU-FAIL $(tail -n 1 /tmp/err)"
+					rmmod rust_hmm_gpu
+					return
+				fi
+			done
+			rmmod rust_hmm_gpu || { say "@@@ GPU-FAIL rmmod rust_hmm_gpu"; return; }
+		done
+		/bin/gpu-bench --memcpy $rep $big >$OUT 2>/tmp/err || say "@@@ GPU-FAIL $(tail -n 1 /tmp/err)"
+		[ "$(cat $CLOCK)" = tsc ] || say "@@@ GPU-FAIL clocksource is $(cat $CLOCK) after repetition $rep"
+		rep=$((rep + 1))
+	done
+	say "@@@ GPU-END uptime=$(cut -d' ' -f1 /proc/uptime)"
+}
+[ -z "$GPU_MB" ] || [ "$GPU_MB" = 0 ] || gpu_part
 say "@@@ BENCH-DONE"
 sync
 reboot -f

@@ -16,10 +16,15 @@ samples (a bootstrap), and what it says of this run.
 
 Exits 1 without writing the table when the boot failed, a sample is missing, a series
 reported a failure or the clock left the TSC.
+
+With --policy-boot (icount or wall: the boot that ran it), the file ends with the section
+"### Migration policy" of bench-policy.py, the GPU-like sample driver naive against its
+policy; the file is not written if that section cannot be (a wrong byte, a failed command).
 """
 
 import argparse
 import datetime
+import importlib.util
 import itertools
 import math
 import os
@@ -273,11 +278,23 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--seconds", type=int, default=0)
     ap.add_argument("--qemu", default="qemu")
+    ap.add_argument("--policy-boot", choices=["icount", "wall"],
+                    help="the boot that ran the migration-policy part (bench-policy.py)")
     args = ap.parse_args()
 
     icount = section(args.log, args.console, True)
     wall = section(args.wall_log, args.wall_console, False) if args.wall_log else None
-    if icount is None or (args.wall_log and wall is None):
+    policy = None
+    if args.policy_boot:
+        spec = importlib.util.spec_from_file_location(
+            "bench_policy", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                         "bench-policy.py"))
+        bench_policy = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(bench_policy)
+        log, console = ((args.log, args.console) if args.policy_boot == "icount"
+                        else (args.wall_log, args.wall_console))
+        policy = bench_policy.section(log, console, args.policy_boot, args.qemu)
+    if icount is None or (args.wall_log and wall is None) or (args.policy_boot and not policy):
         print("bench: FAILED, table not written", file=sys.stderr)
         return 1
     info = icount["info"]
@@ -320,6 +337,8 @@ def main():
             "emulator spends it, calls and TLB refills included, and the host's noise.",
             "",
         ] + wall["summary"] + wall["rows"]
+    if policy:
+        out += [""] + policy
     with open(args.out, "w") as fh:
         fh.write("\n".join(out) + "\n")
     print(f"bench: table written to {args.out}; {len(icount['behind'])} of "
