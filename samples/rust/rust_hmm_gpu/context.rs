@@ -7,7 +7,7 @@ use crate::command::Op;
 use crate::device::Gpu;
 use crate::uapi::*;
 use core::sync::atomic::{AtomicBool, Ordering};
-use kernel::alloc::KVVec;
+use kernel::alloc::{flags::GFP_KERNEL_ACCOUNT, KVVec};
 use kernel::cdev;
 use kernel::fs::File;
 use kernel::hmm::policy::Thrashing;
@@ -112,12 +112,14 @@ impl Context {
         let n = submit.ncmds as usize;
         let len = n * core::mem::size_of::<Cmd>();
         let mut cmds = UserSlice::new(usize::try_from(submit.cmds)?, len).reader();
-        let mut ops = KVVec::with_capacity(n, GFP_KERNEL)?;
+        // A job's memory is charged to the submitter's memory cgroup: a process that queues
+        // the most jobs on many files pays for them.
+        let mut ops = KVVec::with_capacity(n, GFP_KERNEL_ACCOUNT)?;
         for _ in 0..n {
             let cmd: Cmd = cmds.read()?;
-            ops.push(Op::parse(&cmd)?, GFP_KERNEL)?;
+            ops.push(Op::parse(&cmd)?, GFP_KERNEL_ACCOUNT)?;
         }
-        let results = KVVec::from_elem(0u64, n, GFP_KERNEL)?;
+        let results = KVVec::from_elem(0u64, n, GFP_KERNEL_ACCOUNT)?;
         let mut jobs = this.jobs.lock();
         let fence = jobs.next_fence;
         let slot = jobs
