@@ -39,7 +39,8 @@ enum rust_hmm_gpu_op {
  * of [addr, addr + len): its result is the sum of the bytes it read (0 with _WRITE).
  * STORE, FILL and COPY return 0. The atomics need write access (a CAS on a read-only page
  * fails, whatever compare is), and are atomic against other devices too. len is at most
- * 1 GiB (0 does nothing) and ranges may not wrap; flags other
+ * 1 GiB (0 does nothing) and ranges (8-byte operands too) may not wrap nor reach the last
+ * page of the address space; flags other
  * than RUST_HMM_GPU_STREAM_WRITE (and that one on other ops) are refused, as are unused
  * fields that are not 0 (src but for COPY, value but for STORE/FILL/atomics/STREAM with
  * _WRITE, compare but for CAS, stride but for STREAM, len for LOAD/STORE/atomics).

@@ -65,11 +65,7 @@ use crate::{
     prelude::*,
     types::ForeignOwnable,
 };
-use core::{
-    marker::PhantomData,
-    ptr::NonNull,
-    sync::atomic::{AtomicU64, Ordering},
-};
+use core::{marker::PhantomData, ptr::NonNull};
 
 /// A page that the CPU can address, borrowed for `'a`.
 ///
@@ -199,11 +195,15 @@ impl<'a> CpuPage<'a> {
         unsafe { bindings::copy_highpage(self.as_raw(), src.as_raw()) };
     }
 
-    /// Runs `op` on the `u64` at `offset` (8-byte aligned) in the page, as an atomic of
-    /// the CPU on the page's memory: atomic against the CPU's own atomic instructions on that
-    /// memory, through any mapping (a user's included), as a device's atomics over a coherent
-    /// bus would be.
-    fn atomic_u64<R>(&self, offset: usize, op: impl FnOnce(&AtomicU64) -> R) -> Result<R> {
+    /// Runs `op` on the `u64` at `offset` (8-byte aligned) in the page, mapped for the moment
+    /// (`kmap_local_page`), as a C `atomic64_t`: `op` calls C's atomics on it, which are
+    /// atomic against the CPU's own atomic instructions on that memory through any mapping (a
+    /// user's included), as a device's atomics over a coherent bus would be.
+    fn atomic64<R>(
+        &self,
+        offset: usize,
+        op: impl FnOnce(*mut bindings::atomic64_t) -> R,
+    ) -> Result<R> {
         if offset % 8 != 0 {
             return Err(EINVAL);
         }
@@ -211,11 +211,9 @@ impl<'a> CpuPage<'a> {
         // SAFETY: The page is valid and CPU-addressable (type invariant); the mapping is
         // undone below, on this CPU, before anything else is mapped.
         let base = unsafe { bindings::kmap_local_page(self.as_raw()) };
-        // SAFETY: `offset + 8` is within the page and `offset` is 8-byte aligned, as is the
-        // page: the `u64` is valid and aligned for atomic access while the page is mapped.
-        // Other accesses to it are atomics too, or the C copies of this type and user space,
-        // which may tear what they read; none is through a Rust reference.
-        let ret = op(unsafe { AtomicU64::from_ptr(base.cast::<u8>().add(offset).cast()) });
+        // SAFETY: `offset + 8` is within the page, which is mapped at `base`.
+        let word = unsafe { base.cast::<u8>().add(offset) }.cast::<bindings::atomic64_t>();
+        let ret = op(word);
         // SAFETY: `base` was mapped above, on this CPU, and is the last mapping made.
         unsafe { bindings::kunmap_local(base) };
         Ok(ret)
@@ -248,7 +246,13 @@ impl<'a> CpuPage<'a> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn fetch_add_u64(&self, offset: usize, value: u64) -> Result<u64> {
-        self.atomic_u64(offset, |a| a.fetch_add(value, Ordering::SeqCst))
+        // SAFETY: `word` is an aligned `atomic64_t` in the mapped page (`atomic64`); other
+        // accesses to it are C atomics too, or C copies and user space, none through a Rust
+        // reference. The casts reinterpret the bits.
+        let old = self.atomic64(offset, |word| unsafe {
+            bindings::atomic64_fetch_add(value as i64, word)
+        })?;
+        Ok(old as u64)
     }
 
     /// Atomically replaces the `u64` at `offset` (8-byte aligned) with `new` if it is
@@ -258,11 +262,11 @@ impl<'a> CpuPage<'a> {
     ///
     /// `EINVAL` for an offset that is not 8-byte aligned or past the page.
     pub fn compare_exchange_u64(&self, offset: usize, current: u64, new: u64) -> Result<u64> {
-        self.atomic_u64(offset, |a| {
-            match a.compare_exchange(current, new, Ordering::SeqCst, Ordering::SeqCst) {
-                Ok(old) | Err(old) => old,
-            }
-        })
+        // SAFETY: As in `fetch_add_u64`.
+        let old = self.atomic64(offset, |word| unsafe {
+            bindings::atomic64_cmpxchg(word, current as i64, new as i64)
+        })?;
+        Ok(old as u64)
     }
 
     /// Fills the page with zeroes (`clear_highpage`).

@@ -35,7 +35,9 @@ impl core::ops::BitOr for QueueFlags {
 
 /// A workqueue allocated by its user, destroyed when dropped: the drop waits for the work
 /// items queued on it to finish (`destroy_workqueue` drains it), so a module that owns one
-/// outlives its work items.
+/// outlives its work items. So it must not be dropped by one of its own work items (one that
+/// drops the last reference to what owns the queue, say): the drain would wait for itself.
+/// Flush the queue first where that can happen, as a module's exit does.
 ///
 /// # Invariants
 ///

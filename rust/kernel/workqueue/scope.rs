@@ -178,7 +178,9 @@ unsafe extern "C" fn run<F: FnOnce()>(work: *mut bindings::work_struct) {
 /// # Context
 ///
 /// Sleeps (uninterruptibly) until the work items have run, whatever they wait for: they must
-/// not wait for anything the caller holds. A module's work items must be finished before the
+/// not wait for anything the caller holds. Not in atomic context, and not from a work item of
+/// `queue` itself when it runs one item at a time (an ordered queue): the jobs would wait
+/// behind their waiter. A module's work items must be finished before the
 /// module unloads: queue them on an [`OwnedQueue`](super::OwnedQueue) dropped on unload,
 /// which drains it (the end of the last work item may still be running when this returns).
 #[allow(unused_mut)] // `stack_pin_init!` declares its slot `mut`.

@@ -3,6 +3,7 @@
 //! A command of a submission, checked: what the engine runs.
 
 use crate::uapi::*;
+use kernel::page::PAGE_SIZE;
 use kernel::prelude::*;
 
 /// A checked device operation.
@@ -42,20 +43,26 @@ pub(crate) enum Op {
     },
 }
 
-/// `[addr, addr + len)`, which may not wrap or exceed [`MAX_LEN`].
+/// The start of the last page of the address space, which no range may reach: so the engine
+/// and the fault worker can take the end of any page a command touches (no user space maps
+/// it anyway).
+const TOP: u64 = u64::MAX - (PAGE_SIZE as u64 - 1);
+
+/// `[addr, addr + len)`, which may not wrap, reach the last page or exceed [`MAX_LEN`].
 fn range(addr: u64, len: u64) -> Result<(usize, usize)> {
-    if len > MAX_LEN || addr.checked_add(len).is_none() {
-        return Err(EINVAL);
+    match addr.checked_add(len) {
+        Some(end) if len <= MAX_LEN && end <= TOP => {}
+        _ => return Err(EINVAL),
     }
     Ok((usize::try_from(addr)?, usize::try_from(len)?))
 }
 
-/// The address of an 8-byte operand, which must be aligned.
+/// The address of an 8-byte operand, which must be aligned (and is a range of 8 bytes).
 fn word(addr: u64) -> Result<usize> {
     if addr % 8 != 0 {
         return Err(EINVAL);
     }
-    Ok(usize::try_from(addr)?)
+    Ok(range(addr, 8)?.0)
 }
 
 /// Fails unless every one of `fields` is 0.

@@ -1226,6 +1226,8 @@ TEST_F_TIMEOUT(gpu, fault_status, 30)
 	} faulting[12];
 	static const uint64_t kernel_addrs[] = {
 		0xffff888000000000ULL, 0xffffffff81000000ULL, 0x0000800000000000ULL, 0,
+		/* The last page of the address space: its end is 2^64. */
+		0xfffffffffffff000ULL, 0xfffffffffffffff8ULL,
 	};
 	unsigned int i, n = 0;
 	int status, ret;
@@ -1299,6 +1301,12 @@ TEST_F_TIMEOUT(gpu, fault_status, 30)
 		ret = gpu_run(self->fd[0], &k, 1, r, &status);
 		EXPECT_TRUE(ret == -EINVAL || (ret == 0 && status == -EFAULT))
 			TH_LOG("STORE at %#llx: %s, status %d", (unsigned long long)kernel_addrs[i],
+			       ret ? strerror(-ret) : "submitted", status);
+		/* A range of bytes there too (it ends at or before 2^64). */
+		k = c_fill((void *)(uintptr_t)kernel_addrs[i], 8, 0x5a);
+		ret = gpu_run(self->fd[0], &k, 1, r, &status);
+		EXPECT_TRUE(ret == -EINVAL || (ret == 0 && status == -EFAULT))
+			TH_LOG("FILL at %#llx: %s, status %d", (unsigned long long)kernel_addrs[i],
 			       ret ? strerror(-ret) : "submitted", status);
 	}
 }
